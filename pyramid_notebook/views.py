@@ -1,0 +1,134 @@
+"""The three view helpers a site calls from its own views.
+
+The site's views do the login and permission checks; these helpers assume
+they pass, and take the site's own name for the user::
+
+    @view_config(route_name="notebook_proxy", permission="shell", require_csrf=False)
+    def notebook_proxy(request):
+        return pyramid_notebook.views.notebook_proxy(request, request.identity.username)
+
+Each user's notebook is reachable only through their own proxy calls: the
+proxy looks the notebook up by the user name it is given, never by anything
+in the URL.
+"""
+import logging
+
+from pyramid.httpexceptions import HTTPFound
+from pyramid.request import Request
+from pyramid.response import Response
+
+from pyramid_notebook import pages
+from pyramid_notebook.notebookmanager import NotebookManager, NotebookStartError
+from pyramid_notebook.origin import is_cross_site, is_websocket_upgrade
+from pyramid_notebook.proxy import proxy_request
+from pyramid_notebook.server.context import context_hash
+
+logger = logging.getLogger(__name__)
+
+PROXY_ROUTE = "notebook_proxy"
+SHUTDOWN_ROUTE = "shutdown_notebook"
+
+
+def _manager(request: Request) -> NotebookManager:
+    return request.registry.notebook_manager
+
+
+def _route_exists(request: Request, name: str) -> bool:
+    from pyramid.interfaces import IRoutesMapper
+
+    mapper = request.registry.queryUtility(IRoutesMapper)
+    return mapper is not None and mapper.get_route(name) is not None
+
+
+def notebook_base_url(request: Request) -> str:
+    """Where the browser reaches the notebook: the proxy route on the site or on the alternative domain."""
+    path = request.route_path(PROXY_ROUTE, remainder="")
+    alternative_domain = request.registry.notebook_settings.alternative_domain
+    return (alternative_domain or request.host_url) + path
+
+
+def fill_context_defaults(request: Request, notebook_context: dict) -> dict:
+    """The context with what the framework knows filled in where the caller left it out.
+
+    ``notebook_path`` is the proxy route's path, so the notebook and the site
+    agree on it.  Without a websocket proxy (development under ``pserve``,
+    which cannot carry websockets) the browser opens its websockets straight
+    to the notebook's localhost port; ``{port}`` is filled in by the daemon.
+    """
+    settings = request.registry.notebook_settings
+    context = dict(notebook_context)
+    context.setdefault("notebook_path", request.route_path(PROXY_ROUTE, remainder=""))
+    context.setdefault("allow_origin", settings.alternative_domain or request.host_url)
+    if settings.websocket_proxy is None:
+        context.setdefault("websocket_url", "ws://127.0.0.1:{port}" + context["notebook_path"])
+    elif settings.alternative_domain:
+        scheme = "wss" if settings.alternative_domain.startswith("https:") else "ws"
+        host = settings.alternative_domain.split("://", 1)[1]
+        context.setdefault("websocket_url", "{}://{}{}".format(scheme, host, context["notebook_path"]))
+    if _route_exists(request, SHUTDOWN_ROUTE):
+        context.setdefault("shutdown_url", request.route_url(SHUTDOWN_ROUTE))
+    context.setdefault("context_hash", context_hash(context))
+    # Where "start again" leads.  Not hashed: one notebook may be launched from many pages.
+    context["launch_url"] = request.url
+    return context
+
+
+def launch_notebook(request: Request, username: str, notebook_context: dict) -> Response:
+    """Start the user's notebook, or reuse it if it runs with the same context, and redirect into it.
+
+    A changed context (another page's objects, a new startup script)
+    restarts the notebook.  If it cannot start, the user gets a page with the
+    reason and the last lines of their notebook's log.
+    """
+    context = fill_context_defaults(request, notebook_context)
+    try:
+        running, created = _manager(request).start_notebook_on_demand(username, context)
+    except NotebookStartError as error:
+        logger.error("Notebook for %s did not start", username)
+        return pages.start_failed_page(str(error))
+    logger.info("Notebook for %s %s", username, "started" if created else "reused")
+    return HTTPFound(notebook_base_url(request) + "notebooks/" + running["notebook_name"])
+
+
+def shutdown_notebook(request: Request, username: str) -> None:
+    """Stop the user's notebook and its kernels; fine when none runs.  Saved notebooks stay."""
+    _manager(request).stop_notebook(username)
+
+
+def _not_running(request: Request, username: str, remainder: str) -> Response:
+    if remainder.startswith("api/"):
+        body = {"error": "notebook_not_running", "message": "No notebook is running for this user."}
+        return Response(status=503, json_body=body, cache_control="no-store")
+    context = _manager(request).get_context(username) or {}
+    return pages.not_running_page(context.get("launch_url") or request.application_url + "/")
+
+
+def notebook_proxy(request: Request, username: str) -> Response:
+    """Carry the request to ``username``'s own notebook, HTTP or websocket.
+
+    Requests that could change something must come from the site's own
+    pages (see :mod:`pyramid_notebook.origin`).  The proxy never starts a
+    notebook: without one, pages get an explanation and API calls a 503.
+    """
+    settings = request.registry.notebook_settings
+    remainder = "/".join(request.matchdict.get("remainder", ())) if request.matchdict else ""
+    if is_cross_site(request, settings.alternative_domain):
+        logger.warning("Refused cross-site %s %s for %s", request.method, request.path, username)
+        return Response(status=403, content_type="text/plain", text="Cross-site request refused.")
+    manager = _manager(request)
+    context = manager.get_context(username) if manager.is_running(username) else None
+    if context is None:
+        return _not_running(request, username, remainder)
+    if is_websocket_upgrade(request):
+        if settings.websocket_proxy is None:
+            return Response(
+                status=501,
+                content_type="text/plain",
+                text="This site carries no websockets: set pyramid_notebook.websocket_proxy, "
+                "e.g. to pyramid_notebook.uwsgi.serve_websocket under uWSGI.",
+            )
+        return settings.websocket_proxy(request, context["http_port"], context["token"])
+    banner = pages.banner(context["shutdown_url"]) if context.get("shutdown_url") else None
+    return proxy_request(
+        request, context["http_port"], context["token"], request.registry.notebook_upstream_session, remainder, banner
+    )

@@ -1,0 +1,69 @@
+"""Fixtures shared by the tests, and the check that no test leaves a notebook running."""
+import re
+
+import psutil
+import pytest
+
+from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.waiting import wait_for
+
+#: Command lines of the processes a notebook consists of.
+NOTEBOOK_PROCESS = re.compile(r"notebook_daemon|jupyter[-_ ](notebook|server|lab)|ipykernel_launcher")
+
+#: Seconds a stopped notebook's processes may take to disappear.
+LEAK_GRACE_SECONDS = 15
+
+
+def notebook_processes() -> dict[int, str]:
+    """Live notebook servers and kernels on this machine, pid to command line."""
+    found = {}
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        command_line = " ".join(process.info["cmdline"] or ())
+        if process.info["status"] != psutil.STATUS_ZOMBIE and NOTEBOOK_PROCESS.search(command_line):
+            found[process.info["pid"]] = command_line
+    return found
+
+
+def pytest_sessionstart(session):
+    session.config.notebook_pids_before = set(notebook_processes())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a test left a notebook or kernel process behind, and end those processes."""
+    before = session.config.notebook_pids_before
+
+    def leftovers():
+        return {pid: line for pid, line in notebook_processes().items() if pid not in before}
+
+    left = wait_for(lambda: not leftovers(), LEAK_GRACE_SECONDS) is None and leftovers()
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reporter.write_line("FAILED: tests left notebook processes running (ended now):", red=True)
+    for pid, line in sorted(left.items()):
+        reporter.write_line("    {} {}".format(pid, line[:200]))
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    session.exitstatus = 1
+
+
+def stop_all(manager: NotebookManager) -> None:
+    """Stop every notebook under the manager's folder."""
+    for folder in manager.notebook_folder.iterdir():
+        if folder.is_dir() and not folder.name.startswith("."):
+            manager.stop_notebook(folder.name)
+
+
+@pytest.fixture
+def notebook_folder(tmp_path):
+    return tmp_path / "notebooks"
+
+
+@pytest.fixture
+def manager(notebook_folder):
+    """A manager on a fresh folder; every notebook it started is stopped afterwards."""
+    notebook_manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=600)
+    yield notebook_manager
+    stop_all(notebook_manager)

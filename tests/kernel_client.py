@@ -1,0 +1,107 @@
+"""A minimal Jupyter kernel client over the notebook server's websocket, for tests and benchmarks.
+
+It speaks the legacy JSON websocket protocol (no subprotocol), which every
+jupyter_server accepts, and talks to a server directly or through a proxy.
+"""
+import json
+import time
+import uuid
+
+import requests
+import websocket
+
+
+def start_kernel(http_base: str, token: str | None = None, headers: dict | None = None) -> str:
+    """Start a kernel through the REST API under ``http_base`` (``http://host:port/notebook/``); return its id."""
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = "token " + token
+    response = requests.post(http_base + "api/kernels", json={"name": "python3"}, headers=headers, timeout=30)
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def connect(ws_base: str, kernel_id: str, token: str | None = None, headers: dict | None = None, **options):
+    """Open the kernel's channels websocket; ``ws_base`` is like ``ws://host:port/notebook/``."""
+    header = ["{}: {}".format(name, value) for name, value in (headers or {}).items()]
+    if token:
+        header.append("Authorization: token " + token)
+    url = "{}api/kernels/{}/channels?session_id={}".format(ws_base, kernel_id, uuid.uuid4().hex)
+    return websocket.create_connection(url, header=header, timeout=30, **options)
+
+
+def execute_request(code: str, session: str) -> tuple[str, str]:
+    """An execute_request message as JSON text, and its msg_id."""
+    msg_id = uuid.uuid4().hex
+    message = {
+        "header": {
+            "msg_id": msg_id,
+            "username": "test",
+            "session": session,
+            "msg_type": "execute_request",
+            "version": "5.3",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+        "channel": "shell",
+        "buffers": [],
+    }
+    return json.dumps(message), msg_id
+
+
+def execute(ws, code: str, timeout: float = 60) -> dict:
+    """Run ``code`` and collect its results until the kernel is idle again.
+
+    Returns ``stdout``, ``stderr``, ``result`` (text/plain of the last
+    expression), ``error`` (``ename: evalue``) and ``status``.
+    """
+    text, msg_id = execute_request(code, session=uuid.uuid4().hex)
+    ws.send(text)
+    outcome = {"stdout": "", "stderr": "", "result": None, "error": None, "status": None}
+    deadline = time.monotonic() + timeout
+    idle = replied = False
+    while not (idle and replied):
+        ws.settimeout(max(0.1, deadline - time.monotonic()))
+        message = json.loads(ws.recv())
+        if message.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind, content = message["msg_type"], message["content"]
+        if kind == "stream":
+            outcome[content["name"]] += content["text"]
+        elif kind == "execute_result":
+            outcome["result"] = content["data"].get("text/plain")
+        elif kind == "error":
+            outcome["error"] = "{}: {}".format(content["ename"], content["evalue"])
+        elif kind == "execute_reply":
+            outcome["status"] = content["status"]
+            replied = True
+        elif kind == "status" and content["execution_state"] == "idle":
+            idle = True
+    return outcome
+
+
+def run_in_notebook(context: dict, code: str, timeout: float = 60) -> dict:
+    """Start a kernel in the notebook described by ``context``, run ``code`` in it, and shut the kernel down."""
+    base = "127.0.0.1:{}{}".format(context["http_port"], context.get("notebook_path", "/notebook/"))
+    kernel_id = start_kernel("http://" + base, context["token"])
+    try:
+        ws = connect("ws://" + base, kernel_id, context["token"])
+        try:
+            return execute(ws, code, timeout)
+        finally:
+            ws.close()
+    finally:
+        requests.delete(
+            "http://{}api/kernels/{}".format(base, kernel_id),
+            headers={"Authorization": "token " + context["token"]},
+            timeout=30,
+        )
