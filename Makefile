@@ -45,7 +45,7 @@ demo: install
 	$(BIN)/pserve development.ini
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks.run
 
 lint: install
 	$(BIN)/ruff check pyramid_notebook tests benchmarks

@@ -1,4 +1,5 @@
 """Fixtures shared by the tests, and the check that no test leaves a notebook running."""
+
 import re
 
 import psutil

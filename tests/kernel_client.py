@@ -3,6 +3,7 @@
 It speaks the legacy JSON websocket protocol (no subprotocol), which every
 jupyter_server accepts, and talks to a server directly or through a proxy.
 """
+
 import json
 import time
 import uuid

@@ -4,6 +4,7 @@ It trusts an ``X-Test-User`` header as the logged-in user: the library's
 views are what is under test, not the site's login.  Run it as a real
 server with ``python -m tests.site PORT SETTINGS_JSON``.
 """
+
 import json
 import sys
 

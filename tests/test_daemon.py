@@ -1,4 +1,5 @@
 """The notebook daemon's command line, run as a real subprocess."""
+
 import statistics
 import subprocess
 import sys
@@ -17,7 +18,9 @@ SCRIPT = Path(notebook_daemon.__file__)
 
 
 def daemon(*arguments, script=False):
-    command = [sys.executable, str(SCRIPT)] if script else [sys.executable, "-m", "pyramid_notebook.server.notebook_daemon"]
+    command = (
+        [sys.executable, str(SCRIPT)] if script else [sys.executable, "-m", "pyramid_notebook.server.notebook_daemon"]
+    )
     return subprocess.run(
         command + [str(argument) for argument in arguments],
         capture_output=True,

@@ -1,4 +1,5 @@
 """NotebookManager against real notebook processes."""
+
 import json
 import os
 import signal
@@ -52,7 +53,9 @@ def test_changed_context_restarts_the_notebook(manager):
     assert created
     assert second["pid"] != first["pid"]
     assert second["context_hash"] != first["context_hash"]
-    assert wait_for(lambda: not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == "zombie", 10)
+    assert wait_for(
+        lambda: not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == "zombie", 10
+    )
 
 
 def test_token_is_required(manager):
@@ -105,7 +108,9 @@ def test_concurrent_launches_of_one_user_give_one_process(manager):
         "print(json.dumps([context['pid'], created]))\n"
     )
     launchers = [
-        subprocess.Popen([sys.executable, "-c", script, str(manager.notebook_folder)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(manager.notebook_folder)], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     results = [json.loads(launcher.communicate(timeout=120)[0]) for launcher in launchers]
@@ -212,7 +217,8 @@ def test_context_hash_is_stable_across_processes():
 
 def test_startup_script_and_greeting(manager):
     context, _ = manager.start_notebook_on_demand(
-        "alice", {"startup": "answer = 6 * 7\ndef shout(text):\n    return text.upper()\n", "greeting": "Use **answer**"}
+        "alice",
+        {"startup": "answer = 6 * 7\ndef shout(text):\n    return text.upper()\n", "greeting": "Use **answer**"},
     )
     outcome = run_in_notebook(context, "print(answer, shout('hi'))")
     assert outcome["stdout"] == "42 HI\n"

@@ -1,9 +1,10 @@
 """The Pyramid integration: settings, launch, shutdown and the HTTP proxy, with real notebooks."""
+
 import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-from pyramid_notebook import parse_settings
+from pyramid_notebook.settings import parse_settings
 from tests import site
 from tests.conftest import stop_all
 from tests.kernel_client import run_in_notebook
@@ -122,7 +123,9 @@ def test_cross_site_writes_are_refused(app):
     evil_referer = as_user("alice", Referer="http://evil.example/page")
     app.post_json("/notebook/api/kernels", body, headers=evil_referer, status=403)
     app.get("/notebook/api/kernels", headers=as_user("alice", Upgrade="websocket", **SAME_SITE), status=501)
-    app.get("/notebook/api/kernels", headers=as_user("alice", Upgrade="websocket", Origin="http://evil.example"), status=403)
+    app.get(
+        "/notebook/api/kernels", headers=as_user("alice", Upgrade="websocket", Origin="http://evil.example"), status=403
+    )
 
     created = app.post_json("/notebook/api/kernels", body, headers=as_user("alice", **SAME_SITE), status=201)
     referer = as_user("alice", Referer="http://localhost/notebook/tree")
@@ -181,8 +184,9 @@ def test_startup_helpers_bootstrap_the_site_and_models(app, settings, tmp_path):
     startup.make_startup(nb, str(config_file), cwd=str(site.__file__).rsplit("/tests/", 1)[0])
     startup.include_sqlalchemy_models(nb, sample_models.Base)
     startup.add_script(
-        nb, "from sqlalchemy import create_engine\nfrom sqlalchemy.orm import Session\n"
-        "session = Session(create_engine(registry.settings['sqlalchemy.url']))"
+        nb,
+        "from sqlalchemy import create_engine\nfrom sqlalchemy.orm import Session\n"
+        "session = Session(create_engine(registry.settings['sqlalchemy.url']))",
     )
     assert "**Models**: `Person`, `Pet`" in nb["greeting"]
     assert "**registry**" in nb["greeting"]
