@@ -52,5 +52,6 @@ setup(
     },
     entry_points={
         "paste.app_factory": ["demo = pyramid_notebook.demo:main"],
+        "console_scripts": ["pyramid-notebook = pyramid_notebook.cli:main"],
     },
 )

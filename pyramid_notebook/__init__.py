@@ -15,22 +15,14 @@ def includeme(config) -> None:
     """Read the settings and make the notebook manager and the proxy's HTTP session."""
     from pyramid.exceptions import ConfigurationError
 
-    from pyramid_notebook.notebookmanager import NotebookManager
     from pyramid_notebook.proxy import make_upstream_session
-    from pyramid_notebook.settings import PREFIX, parse_settings
+    from pyramid_notebook.settings import PREFIX, make_manager, parse_settings
 
     notebook_settings = parse_settings(config.get_settings())
     registry = config.registry
     registry.notebook_settings = notebook_settings
     try:
-        registry.notebook_manager = NotebookManager(
-            notebook_settings.notebook_folder,
-            min_port=notebook_settings.min_port,
-            port_range=notebook_settings.port_range,
-            kill_timeout=notebook_settings.kill_timeout,
-            python=notebook_settings.python,
-            start_timeout=notebook_settings.start_timeout,
-        )
+        registry.notebook_manager = make_manager(notebook_settings)
     except OSError as error:
         raise ConfigurationError(
             "{}notebook_folder {} cannot be used: {}".format(PREFIX, notebook_settings.notebook_folder, error)

@@ -7,6 +7,7 @@ daemon writes.  Several web worker processes may share one notebook folder,
 so every decision that must be taken once (start this user, give out this
 port) happens under a file lock.
 """
+
 import fcntl
 import logging
 import os
@@ -14,6 +15,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -22,7 +24,14 @@ from pathlib import Path
 import psutil
 import requests
 
-from pyramid_notebook.server.context import CONTEXT_FILE_NAME, context_hash, read_context, write_context
+from pyramid_notebook.server.context import (
+    CONTEXT_FILE_NAME,
+    RUN_KEYS,
+    context_hash,
+    default_notebook_name,
+    read_context,
+    write_context,
+)
 from pyramid_notebook.waiting import wait_for
 
 logger = logging.getLogger(__name__)
@@ -32,6 +41,9 @@ LOCK_FILE_NAME = "notebook.lock"
 LAUNCH_LOG_NAME = "notebook.launch.log"
 STDERR_LOG_NAME = "notebook.stderr.log"
 PORTS_LOCK_NAME = ".ports.lock"
+
+#: The states of a user's notebook (see NotebookManager.get_state).
+STARTING, RUNNING, FAILED, STOPPED = "starting", "running", "failed", "stopped"
 
 #: How many lines of a log a start failure quotes.
 LOG_TAIL_LINES = 20
@@ -102,9 +114,10 @@ class NotebookManager:
     :param min_port: the first localhost port handed out.
     :param port_range: how many ports, from ``min_port`` on, may be used:
         the most notebooks that can run at once.
-    :param kill_timeout: seconds after which a notebook ends itself.
+    :param kill_timeout: seconds after which a notebook ends itself, used or not.
     :param python: the interpreter that runs the daemon; this one by default.
-    :param start_timeout: seconds to wait for a new notebook to answer.
+    :param start_timeout: seconds a new notebook may take to answer.
+    :param idle_timeout: seconds without use after which a notebook ends itself; 0 for never.
     """
 
     def __init__(
@@ -115,6 +128,7 @@ class NotebookManager:
         kill_timeout: int = 3600,
         python: str | None = None,
         start_timeout: float = 60,
+        idle_timeout: float = 0,
     ):
         self.notebook_folder = Path(notebook_folder).absolute()
         self.min_port = int(min_port)
@@ -122,6 +136,7 @@ class NotebookManager:
         self.kill_timeout = int(kill_timeout)
         self.python = python or sys.executable
         self.start_timeout = float(start_timeout)
+        self.idle_timeout = float(idle_timeout)
         self.notebook_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # Files
@@ -166,7 +181,10 @@ class NotebookManager:
         return context is not None and context.get("pid") == pid
 
     def get_notebook_status(self, name: str) -> dict | None:
-        """Facts about the user's running notebook, or ``None`` when none runs."""
+        """Facts about the user's running notebook, or ``None`` when none runs.
+
+        ``memory_rss`` counts the server and all its kernels, in bytes.
+        """
         if not self.is_running(name):
             return None
         context = self.get_context(name)
@@ -178,10 +196,13 @@ class NotebookManager:
         except psutil.Error:
             return None
         return {
+            "name": name,
             "pid": context["pid"],
             "status": status,
+            "state": self.get_state(name)[0],
             "http_port": context["http_port"],
             "started": context.get("started"),
+            "last_activity": context.get("last_activity"),
             "context_hash": context.get("context_hash"),
             "memory_rss": memory,
             "kernels": len(processes) - 1,
@@ -235,27 +256,70 @@ class NotebookManager:
     def daemon_command(self, action: str, *arguments) -> list[str]:
         return [self.python, "-m", "pyramid_notebook.server.notebook_daemon", action, *map(str, arguments)]
 
-    def start_notebook(self, name: str, context: dict, fg: bool = False) -> dict:
-        """Start a notebook for ``name`` with ``context`` and wait until it answers.
+    def get_state(self, name: str) -> tuple[str, str]:
+        """Where the user's notebook is: ``(state, reason)``, the state one of
+        :data:`STARTING`, :data:`RUNNING`, :data:`FAILED` or :data:`STOPPED`.
 
-        A notebook the user already has is stopped first.  Returns the context
-        as the daemon completed it (pid, port, token, notebook name).  With
-        ``fg`` the daemon runs in the foreground and this call returns when it
-        ends, which is only useful for debugging.
+        Read from the files alone, so any web process can answer: the daemon
+        marks the context ``ready`` once its server listens, a launcher that
+        failed leaves ``start_error``, and a stop leaves ``stopped_at``.
+        """
+        context = self.get_context(name)
+        if context is None or context.get("stopped_at"):
+            return STOPPED, "no notebook is running"
+        if context.get("start_error"):
+            return FAILED, context["start_error"]
+        pid = self.get_pid(name)
+        alive = pid is not None and context.get("pid") == pid
+        if context.get("ready"):
+            return (RUNNING, "") if alive else (STOPPED, "the notebook has ended")
+        if "pid" in context and not alive:
+            return FAILED, "the notebook process ended while starting"
+        if time.time() - context.get("launched_at", 0) > self.start_timeout:
+            return FAILED, "the notebook did not start within {:g} seconds".format(self.start_timeout)
+        return STARTING, ""
+
+    def describe_failure(self, name: str, reason: str) -> str:
+        """A failed start explained: the reason and the last lines of the logs.
+
+        For the owner of the notebook only: the logs are theirs.
+        """
+        work_folder = self.get_work_folder(name)
+        return "Notebook for {} failed: {}.\n\nLast lines of {}:\n{}\nLast lines of {}:\n{}".format(
+            name,
+            reason,
+            work_folder / STDERR_LOG_NAME,
+            log_tail(work_folder / STDERR_LOG_NAME),
+            work_folder / LAUNCH_LOG_NAME,
+            log_tail(work_folder / LAUNCH_LOG_NAME),
+        )
+
+    def start_notebook(self, name: str, context: dict, fg: bool = False, wait: bool = True) -> dict:
+        """Start a notebook for ``name`` with ``context``; a notebook the user already has is stopped first.
+
+        With ``wait`` (the default) this returns once the notebook answers,
+        with the context as the daemon completed it (pid, port, token), and
+        raises :class:`NotebookStartError` if it does not start.  Without,
+        it returns at once; :meth:`get_state` follows the start.  With
+        ``fg`` the daemon runs in the foreground until it ends, for debugging.
         """
         work_folder = self.get_work_folder(name)
         work_folder.mkdir(exist_ok=True, mode=0o700)
         with file_lock(work_folder / LOCK_FILE_NAME):
-            return self._start(name, context, fg)
+            context = self._launch(name, context, fg)
+        return self.wait_until_running(name) if wait and not fg else context
 
-    def _start(self, name: str, context: dict, fg: bool) -> dict:
+    def _launch(self, name: str, context: dict, fg: bool) -> dict:
+        """Spawn the daemon for a fresh context; call with the user's lock held."""
         self._stop(name)
         work_folder = self.get_work_folder(name)
         pid_file = self.get_pid_file(name)
-        context = dict(context)
+        context = {key: value for key, value in context.items() if key not in RUN_KEYS}
         context["context_hash"] = context.get("context_hash") or context_hash(context)
+        context["notebook_name"] = default_notebook_name(context)
         context["token"] = secrets.token_urlsafe(32)
-        context.pop("pid", None)
+        context["idle_timeout"] = self.idle_timeout
+        context["launched_at"] = time.time()
         with file_lock(self.notebook_folder / PORTS_LOCK_NAME):
             context["http_port"] = self.pick_port()
             write_context(work_folder / CONTEXT_FILE_NAME, context)
@@ -267,48 +331,43 @@ class NotebookManager:
         if fg:
             subprocess.run(command, stdin=subprocess.DEVNULL, check=False)
             return self.get_context(name)
-
-        started_at = time.monotonic()
-        launch_log = work_folder / LAUNCH_LOG_NAME
-        with open(launch_log, "wb") as output:
+        with open(work_folder / LAUNCH_LOG_NAME, "wb") as output:
             launcher = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=work_folder
             )
-        try:
-            ready = wait_for(lambda: self._start_outcome(name, launcher), self.start_timeout)
-        finally:
-            # The launcher exits about a second after forking the daemon.
-            if launcher.poll() is None and not self.get_pid(name):
-                launcher.kill()
-            launcher.wait()
-        if ready != "ready":
-            self._stop(name)
-            reason = ready or "did not answer within {:g} seconds".format(self.start_timeout)
-            raise NotebookStartError(
-                "Notebook for {} {}.\nLast lines of {}:\n{}\nLast lines of {}:\n{}".format(
-                    name,
-                    reason,
-                    work_folder / STDERR_LOG_NAME,
-                    log_tail(work_folder / STDERR_LOG_NAME),
-                    launch_log,
-                    log_tail(launch_log),
-                )
-            )
-        logger.info("Notebook for %s answers after %.2f s", name, time.monotonic() - started_at)
-        return self.get_context(name)
+        threading.Thread(
+            target=self._watch_launcher, args=(name, launcher, context["token"]), name="notebook-launcher", daemon=True
+        ).start()
+        return context
 
-    def _start_outcome(self, name: str, launcher: subprocess.Popen) -> str | None:
-        """'ready', a reason for failure, or None while the start is still under way."""
-        context = self.get_context(name) or {}
-        pid = self.get_pid(name)
-        if pid is not None and context.get("pid") == pid and self.is_answering(context):
-            return "ready"
-        exit_code = launcher.poll()
-        if exit_code not in (None, 0):
-            return "failed to start (launcher exit code {})".format(exit_code)
-        if exit_code == 0 and pid is None:
-            return "exited during start"
-        return None
+    def _watch_launcher(self, name: str, launcher: subprocess.Popen, token: str) -> None:
+        """Reap the launcher (it exits about a second after forking the daemon); record its failure."""
+        exit_code = launcher.wait()
+        if exit_code == 0:
+            return
+        context = self.get_context(name)
+        if context is not None and context.get("token") == token and "pid" not in context:
+            context["start_error"] = "the notebook launcher failed with exit code {}".format(exit_code)
+            write_context(self.get_context_file(name), context)
+
+    def wait_until_running(self, name: str) -> dict:
+        """Wait until the user's notebook answers and return its context; raise NotebookStartError if it fails.
+
+        A notebook that failed is stopped, so that nothing half-started stays behind.
+        """
+
+        def settled():
+            state, reason = self.get_state(name)
+            if state == RUNNING and not self.is_answering(self.get_context(name)):
+                return None
+            return (state, reason) if state != STARTING else None
+
+        state, reason = wait_for(settled, self.start_timeout + 1) or self.get_state(name)
+        if state != RUNNING:
+            failure = self.describe_failure(name, reason or "the notebook did not start")
+            self.stop_notebook(name)
+            raise NotebookStartError(failure)
+        return self.get_context(name)
 
     def stop_notebook(self, name: str) -> None:
         """Stop the user's notebook and its kernels; nothing happens if none runs.
@@ -323,30 +382,48 @@ class NotebookManager:
 
     def _stop(self, name: str) -> None:
         pid_file = self.get_pid_file(name)
-        if self.get_pid(name) is None:
-            pid_file.unlink(missing_ok=True)
-            return
-        logger.info("Stopping notebook for %s", name)
-        subprocess.run(
-            self.daemon_command("stop", pid_file),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        if self.get_pid(name) is not None:
+            logger.info("Stopping notebook for %s", name)
+            subprocess.run(
+                self.daemon_command("stop", pid_file),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+        pid_file.unlink(missing_ok=True)
+        context = self.get_context(name)
+        if context is not None and not context.get("stopped_at"):
+            context["stopped_at"] = time.time()
+            write_context(self.get_context_file(name), context)
 
-    def start_notebook_on_demand(self, name: str, context: dict) -> tuple[dict, bool]:
-        """Reuse the user's notebook if it runs with this context, else (re)start it.
+    def start_notebook_on_demand(self, name: str, context: dict, wait: bool = True) -> tuple[dict, bool]:
+        """Reuse the user's notebook if it runs (or is starting) with this context, else (re)start it.
 
-        Returns the running notebook's context and whether it was started now.
+        Returns the notebook's context and whether it was started now.
+        ``wait`` as for :meth:`start_notebook`.
         """
         wanted_hash = context.get("context_hash") or context_hash(context)
         work_folder = self.get_work_folder(name)
         work_folder.mkdir(exist_ok=True, mode=0o700)
         with file_lock(work_folder / LOCK_FILE_NAME):
-            if self.is_running(name):
-                running = self.get_context(name)
-                if running.get("context_hash") == wanted_hash:
-                    return running, False
-                logger.info("Context of %s changed; restarting the notebook", name)
-            return self._start(name, dict(context, context_hash=wanted_hash), fg=False), True
+            state, _reason = self.get_state(name)
+            current = self.get_context(name)
+            if state in (RUNNING, STARTING) and current.get("context_hash") == wanted_hash:
+                created = False
+            else:
+                if state in (RUNNING, STARTING):
+                    logger.info("Context of %s changed; restarting the notebook", name)
+                current = self._launch(name, dict(context, context_hash=wanted_hash), fg=False)
+                created = True
+        return (self.wait_until_running(name) if wait else current), created
+
+    def list_notebooks(self) -> list[dict]:
+        """The status of every running notebook under the folder, by user name."""
+        statuses = []
+        for folder in sorted(self.notebook_folder.iterdir()):
+            if folder.is_dir() and not folder.name.startswith("."):
+                status = self.get_notebook_status(folder.name)
+                if status is not None:
+                    statuses.append(status)
+        return statuses

@@ -3,6 +3,7 @@
 They are plain HTML with inline styles, so that they work on any site
 without templates or static files being set up.
 """
+import json
 from html import escape
 
 from pyramid.response import Response
@@ -47,6 +48,39 @@ def not_running_page(launch_url: str) -> Response:
         '<p><a class="button" href="{}">Start it again</a></p>'.format(escape(launch_url))
     )
     return html_page("Notebook not running", body, 503)
+
+
+STARTING_SCRIPT = """<script>
+(function () {{
+  var started = Date.now();
+  function poll() {{
+    fetch({status_url}, {{credentials: "same-origin", cache: "no-store"}})
+      .then(function (response) {{ return response.json(); }})
+      .then(function (status) {{
+        if (status.state === "starting") {{
+          document.getElementById("elapsed").textContent = Math.round((Date.now() - started) / 1000) + " s";
+          setTimeout(poll, 400);
+        }} else {{
+          window.location.reload();
+        }}
+      }})
+      .catch(function () {{ setTimeout(poll, 1000); }});
+  }}
+  poll();
+}})();
+</script>"""
+
+
+def starting_page(status_url: str) -> Response:
+    """Shown while the user's notebook starts; it follows progress and opens the notebook when it answers."""
+    body = (
+        '<p id="pyramid-notebook-starting">Starting your notebook… <span id="elapsed"></span></p>'
+        "<p>This takes a few seconds. The page moves on by itself.</p>"
+        + STARTING_SCRIPT.format(status_url=json.dumps(status_url))
+    )
+    response = html_page("Starting your notebook", body, 200)
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def start_failed_page(reason: str) -> Response:

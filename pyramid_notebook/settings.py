@@ -16,6 +16,7 @@ class NotebookSettings:
 
     notebook_folder: Path
     kill_timeout: int
+    idle_timeout: float
     min_port: int
     port_range: int
     start_timeout: float
@@ -84,10 +85,26 @@ def parse_settings(settings: dict) -> NotebookSettings:
     return NotebookSettings(
         notebook_folder=Path(folder).absolute(),
         kill_timeout=_number(settings, "kill_timeout", 3600),
+        idle_timeout=_number(settings, "idle_timeout", 1800, kind=float, minimum=0),
         min_port=min_port,
         port_range=port_range,
         start_timeout=_number(settings, "start_timeout", 60, kind=float),
         websocket_proxy=_websocket_proxy(settings),
         alternative_domain=_origin(settings, "alternative_domain"),
         python=(settings.get(PREFIX + "python") or "").strip() or None,
+    )
+
+
+def make_manager(settings: NotebookSettings):
+    """The NotebookManager these settings describe."""
+    from pyramid_notebook.notebookmanager import NotebookManager
+
+    return NotebookManager(
+        settings.notebook_folder,
+        min_port=settings.min_port,
+        port_range=settings.port_range,
+        kill_timeout=settings.kill_timeout,
+        python=settings.python,
+        start_timeout=settings.start_timeout,
+        idle_timeout=settings.idle_timeout,
     )

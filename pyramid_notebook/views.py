@@ -18,7 +18,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from pyramid_notebook import pages
-from pyramid_notebook.notebookmanager import NotebookManager, NotebookStartError
+from pyramid_notebook.notebookmanager import FAILED, RUNNING, STARTING, STOPPED, NotebookManager, NotebookStartError
 from pyramid_notebook.origin import is_cross_site, is_websocket_upgrade
 from pyramid_notebook.proxy import proxy_request
 from pyramid_notebook.server.context import context_hash
@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 PROXY_ROUTE = "notebook_proxy"
 SHUTDOWN_ROUTE = "shutdown_notebook"
+
+#: Below the proxy route: the state of the user's notebook, as JSON, for the
+#: progress page.  Jupyter has nothing at this path.
+STATUS_PATH = "_pyramid_notebook/status"
 
 
 def _manager(request: Request) -> NotebookManager:
@@ -76,17 +80,18 @@ def fill_context_defaults(request: Request, notebook_context: dict) -> dict:
 def launch_notebook(request: Request, username: str, notebook_context: dict) -> Response:
     """Start the user's notebook, or reuse it if it runs with the same context, and redirect into it.
 
-    A changed context (another page's objects, a new startup script)
-    restarts the notebook.  If it cannot start, the user gets a page with the
-    reason and the last lines of their notebook's log.
+    The redirect comes at once: Jupyter takes seconds to start, and a web
+    worker should not wait for it.  Until the notebook answers, its pages
+    show a progress page that moves on by itself.  A changed context
+    (another page's objects, a new startup script) restarts the notebook.
     """
     context = fill_context_defaults(request, notebook_context)
     try:
-        running, created = _manager(request).start_notebook_on_demand(username, context)
+        running, created = _manager(request).start_notebook_on_demand(username, context, wait=False)
     except NotebookStartError as error:
-        logger.error("Notebook for %s did not start", username)
+        logger.error("Notebook for %s could not be started", username)
         return pages.start_failed_page(str(error))
-    logger.info("Notebook for %s %s", username, "started" if created else "reused")
+    logger.info("Notebook for %s %s", username, "launched" if created else "reused")
     return HTTPFound(notebook_base_url(request) + "notebooks/" + running["notebook_name"])
 
 
@@ -95,11 +100,20 @@ def shutdown_notebook(request: Request, username: str) -> None:
     _manager(request).stop_notebook(username)
 
 
-def _not_running(request: Request, username: str, remainder: str) -> Response:
-    if remainder.startswith("api/"):
-        body = {"error": "notebook_not_running", "message": "No notebook is running for this user."}
+def _unavailable(request: Request, username: str, remainder: str, state: str, reason: str) -> Response:
+    """What the browser gets while the user's notebook is not serving: a page, or 503 JSON for the API."""
+    manager = _manager(request)
+    if remainder == STATUS_PATH:
+        return Response(json_body={"state": state}, cache_control="no-store")
+    if remainder.startswith("api/") or request.method != "GET":
+        error = "notebook_not_running" if state == STOPPED else "notebook_" + state
+        body = {"error": error, "state": state, "message": reason or "The notebook is {}.".format(state)}
         return Response(status=503, json_body=body, cache_control="no-store")
-    context = _manager(request).get_context(username) or {}
+    if state == STARTING:
+        return pages.starting_page(request.route_path(PROXY_ROUTE, remainder=STATUS_PATH))
+    if state == FAILED:
+        return pages.start_failed_page(manager.describe_failure(username, reason))
+    context = manager.get_context(username) or {}
     return pages.not_running_page(context.get("launch_url") or request.application_url + "/")
 
 
@@ -108,7 +122,8 @@ def notebook_proxy(request: Request, username: str) -> Response:
 
     Requests that could change something must come from the site's own
     pages (see :mod:`pyramid_notebook.origin`).  The proxy never starts a
-    notebook: without one, pages get an explanation and API calls a 503.
+    notebook: while one starts, pages show progress; without one, pages
+    explain and offer to start it again, and API calls get 503.
     """
     settings = request.registry.notebook_settings
     remainder = "/".join(request.matchdict.get("remainder", ())) if request.matchdict else ""
@@ -116,9 +131,10 @@ def notebook_proxy(request: Request, username: str) -> Response:
         logger.warning("Refused cross-site %s %s for %s", request.method, request.path, username)
         return Response(status=403, content_type="text/plain", text="Cross-site request refused.")
     manager = _manager(request)
-    context = manager.get_context(username) if manager.is_running(username) else None
-    if context is None:
-        return _not_running(request, username, remainder)
+    state, reason = manager.get_state(username)
+    if state != RUNNING or remainder == STATUS_PATH:
+        return _unavailable(request, username, remainder, state, reason)
+    context = manager.get_context(username)
     if is_websocket_upgrade(request):
         if settings.websocket_proxy is None:
             return Response(

@@ -10,16 +10,31 @@ import sys
 
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden, HTTPFound
+from pyramid.response import Response
+from pyramid.session import SignedCookieSessionFactory
 
 from pyramid_notebook import startup
+from pyramid_notebook.admin import notebook_admin
 from pyramid_notebook.views import launch_notebook, notebook_proxy, shutdown_notebook
 
 
 def username(request) -> str:
-    name = request.headers.get("X-Test-User")
+    """The test user: the ``X-Test-User`` header, or the ``test_user`` cookie set by ``/as/{name}`` for browsers."""
+    name = request.headers.get("X-Test-User") or request.cookies.get("test_user")
     if not name:
         raise HTTPForbidden("No X-Test-User header")
     return name
+
+
+def log_in_as(request):
+    response = HTTPFound(request.application_url + "/")
+    response.set_cookie("test_user", request.matchdict["name"])
+    return response
+
+
+def admin(request):
+    username(request)
+    return notebook_admin(request)
 
 
 def launch(request):
@@ -45,8 +60,14 @@ def proxy(request):
 
 
 def main(global_config, **settings):
-    config = Configurator(settings=settings)
+    config = Configurator(settings=settings, session_factory=SignedCookieSessionFactory("test-site-secret"))
     config.include("pyramid_notebook")
+    config.add_route("home", "/")
+    config.add_view(lambda request: Response("The test site"), route_name="home")
+    config.add_route("log_in_as", "/as/{name}")
+    config.add_route("admin", "/admin/notebooks")
+    config.add_view(log_in_as, route_name="log_in_as")
+    config.add_view(admin, route_name="admin")
     config.add_route("launch", "/launch")
     config.add_route("shutdown_notebook", "/notebook/shutdown")
     config.add_route("notebook_proxy", "/notebook/*remainder")

@@ -5,6 +5,7 @@ import webtest
 from pyramid.exceptions import ConfigurationError
 
 from pyramid_notebook.settings import parse_settings
+from pyramid_notebook.waiting import wait_for
 from tests import site
 from tests.conftest import stop_all
 from tests.kernel_client import run_in_notebook
@@ -37,8 +38,16 @@ def as_user(name: str, **headers) -> dict:
 SAME_SITE = {"Origin": "http://localhost"}
 
 
+def notebook_state(app, user="alice") -> str:
+    return app.get("/notebook/_pyramid_notebook/status", headers=as_user(user)).json["state"]
+
+
 def launch(app, user="alice", **params):
-    return app.get("/launch", params=params, headers=as_user(user), status=302)
+    """Launch and wait until the notebook serves: the launch itself redirects at once."""
+    response = app.get("/launch", params=params, headers=as_user(user), status=302)
+    assert wait_for(lambda: notebook_state(app, user) != "starting", 60)
+    assert notebook_state(app, user) == "running"
+    return response
 
 
 @pytest.mark.parametrize(

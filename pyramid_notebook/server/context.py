@@ -15,21 +15,29 @@ from pathlib import Path
 
 CONTEXT_FILE_NAME = "context.json"
 
-#: Keys that describe a running process, or where it was launched from, rather
-#: than what the notebook holds.  They never take part in the context hash.
-UNHASHED_KEYS = frozenset(
+#: Keys that describe one run of a notebook (its process, port, token and
+#: progress).  The manager drops them from a context it is asked to start.
+RUN_KEYS = frozenset(
     {
         "pid",
-        "http_port",
-        "kill_timeout",
-        "notebook_name",
         "token",
-        "context_hash",
+        "http_port",
+        "notebook_name",
+        "ready",
         "started",
+        "launched_at",
+        "last_activity",
+        "start_error",
+        "stopped_at",
+        "kill_timeout",
+        "idle_timeout",
         "work_folder",
-        "launch_url",
     }
 )
+
+#: Keys that never take part in the context hash: the run's own, and where
+#: the notebook was launched from (one notebook may be launched from many pages).
+UNHASHED_KEYS = RUN_KEYS | {"context_hash", "launch_url"}
 
 
 def context_hash(context: dict) -> str:
@@ -42,6 +50,11 @@ def context_hash(context: dict) -> str:
     significant = {key: value for key, value in context.items() if key not in UNHASHED_KEYS}
     canonical = json.dumps(significant, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def default_notebook_name(context: dict) -> str:
+    """The file name of the notebook a user lands in for this context."""
+    return "default-{}.ipynb".format(context["context_hash"])
 
 
 def write_context(path: Path, context: dict) -> None:

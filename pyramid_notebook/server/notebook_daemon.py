@@ -27,7 +27,12 @@ if __package__ in (None, ""):
     # from the path so its modules cannot shadow top-level ones.
     sys.path.pop(0)
 
-from pyramid_notebook.server.context import CONTEXT_FILE_NAME, read_context, write_context  # noqa: E402
+from pyramid_notebook.server.context import (  # noqa: E402
+    CONTEXT_FILE_NAME,
+    default_notebook_name,
+    read_context,
+    write_context,
+)
 from pyramid_notebook.waiting import wait_for  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -46,11 +51,6 @@ USAGE = __doc__.split("Usage::", 1)[1].split("\n\n")[1]
 
 class UsageError(Exception):
     """The command line is wrong; the message says how."""
-
-
-def default_notebook_name(context: dict) -> str:
-    """The file name of the notebook a user lands in for this context."""
-    return "default-{}.ipynb".format(context["context_hash"])
 
 
 def write_default_notebook(path: Path, context: dict) -> None:
@@ -79,6 +79,35 @@ def write_default_notebook(path: Path, context: dict) -> None:
     nbformat.write(notebook, str(path))
 
 
+#: The kernels' IPython startup file.  It runs the context's startup script
+#: (kept in a file of its own, so tracebacks quote its lines); if that fails,
+#: what it defined so far stays, and the traceback is printed above the
+#: output of the first cell the user runs instead of being lost in a log.
+STARTUP_WRAPPER = """\
+# Written by pyramid_notebook; the site's startup script is {script!r}.
+def _pyramid_notebook_startup(path):
+    import sys
+    import traceback
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            exec(compile(stream.read(), path, "exec"), globals())
+    except Exception:
+        failure = traceback.format_exc()
+        shell = get_ipython()
+
+        def show_failure(*_args):
+            shell.events.unregister("pre_run_cell", show_failure)
+            print("The notebook's startup script failed:\\n" + failure, file=sys.stderr)
+
+        shell.events.register("pre_run_cell", show_failure)
+
+
+_pyramid_notebook_startup({script!r})
+del _pyramid_notebook_startup
+"""
+
+
 def prepare_work_folder(work_folder: Path, context: dict) -> dict:
     """Set up the folders and environment that the server and its kernels inherit.
 
@@ -91,7 +120,9 @@ def prepare_work_folder(work_folder: Path, context: dict) -> dict:
     config_dir = work_folder / ".jupyter"
     for folder in (startup_dir, config_dir, work_folder / ".local" / "runtime"):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (startup_dir / "startup.py").write_text(context.get("startup", ""), encoding="utf-8")
+    site_script = ipython_dir / "site_startup.py"
+    site_script.write_text(context.get("startup", ""), encoding="utf-8")
+    (startup_dir / "startup.py").write_text(STARTUP_WRAPPER.format(script=str(site_script)), encoding="utf-8")
     return {
         "IPYTHONDIR": str(ipython_dir),
         "JUPYTER_CONFIG_DIR": str(config_dir),
@@ -141,6 +172,10 @@ def server_arguments(port: int, context: dict, extra: list[str]) -> list[str]:
 
 def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int, extra: list[str]) -> None:
     """The daemon's worker: run the Jupyter server until it is stopped or times out."""
+    # jsonschema (imported by nbformat and Jupyter) imports rfc3987_syntax
+    # when it is installed, which compiles some 35 Lark parsers: about 3 s of
+    # a 4 s start here.  Only the "iri" formats need it; no Jupyter schema does.
+    sys.modules.setdefault("rfc3987_syntax", None)
     context_file = pid_file.parent / CONTEXT_FILE_NAME
     context = read_context(context_file)
     if context is None or "token" not in context:
@@ -153,7 +188,7 @@ def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int
         started=time.time(),
     )
     context.setdefault("context_hash", "default")
-    context["notebook_name"] = default_notebook_name(context)
+    context.setdefault("notebook_name", default_notebook_name(context))
     # A websocket URL naming "{port}" points the browser straight at this
     # server (development, without a websocket proxy); the browser then needs
     # the token in the page configuration to authenticate its websockets.
@@ -167,11 +202,9 @@ def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int
     # kernels (which inherit this environment) never see it another way.
     os.environ.pop("JUPYTER_TOKEN", None)
 
-    # jsonschema imports rfc3987_syntax when it is installed, which compiles
-    # some 35 Lark parsers at import: about 3 s of a 4 s start here.  Only the
-    # "iri" formats need it, and no Jupyter schema uses them.
-    sys.modules.setdefault("rfc3987_syntax", None)
     from notebook.app import JupyterNotebookApp
+
+    from pyramid_notebook.server.activity import ActivityMonitor
 
     server = JupyterNotebookApp.initialize_server(
         argv=server_arguments(port, context, extra), config=server_config(context)
@@ -181,7 +214,15 @@ def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int
         # itself; the browser has no use for it.
         server.web_app.settings["token"] = ""
     server.io_loop.call_later(kill_timeout, server.stop)
-    write_context(context_file, context)
+
+    def record(**changes) -> None:
+        context.update(changes)
+        write_context(context_file, context)
+
+    ActivityMonitor(server, float(context.get("idle_timeout") or 0), lambda when: record(last_activity=when)).start()
+    # Runs once the loop turns, when the server is already listening.
+    server.io_loop.add_callback(lambda: record(ready=True))
+    record(last_activity=context["started"])
     server.start()
 
 

@@ -1,0 +1,73 @@
+"""``pyramid-notebook``: list and stop the users' notebooks from the command line.
+
+It reads the notebook folder from the site's INI file, just as the site does,
+so an operator never has to hunt for processes by hand::
+
+    pyramid-notebook production.ini list
+    pyramid-notebook production.ini stop mikko@example.com
+    pyramid-notebook production.ini stop-all
+"""
+
+import argparse
+import logging
+import sys
+
+from pyramid.exceptions import ConfigurationError
+
+from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.report import status_row, text_table
+from pyramid_notebook.settings import make_manager, parse_settings
+
+
+def manager_from_ini(config_uri: str, app_name: str = "main") -> NotebookManager:
+    """The NotebookManager the site configured in ``config_uri``."""
+    from pyramid.paster import get_appsettings
+
+    return make_manager(parse_settings(get_appsettings(config_uri, name=app_name)))
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyramid-notebook", description="List and stop the users' notebooks.")
+    parser.add_argument("config_uri", help="the site's INI file, e.g. production.ini")
+    parser.add_argument("--app-name", default="main", help="the app section in the INI file (default: main)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="show the running notebooks")
+    stop = commands.add_parser("stop", help="stop one user's notebook")
+    stop.add_argument("user")
+    commands.add_parser("stop-all", help="stop every notebook")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        manager = manager_from_ini(arguments.config_uri, arguments.app_name)
+    except (ConfigurationError, FileNotFoundError, LookupError) as error:
+        sys.stderr.write("pyramid-notebook: {}\n".format(error))
+        return 2
+    if arguments.command == "list":
+        statuses = manager.list_notebooks()
+        sys.stdout.write(text_table([status_row(status) for status in statuses]) + "\n")
+        return 0
+    if arguments.command == "stop":
+        try:
+            running = manager.is_running(arguments.user)
+        except ValueError as error:
+            sys.stderr.write("pyramid-notebook: {}\n".format(error))
+            return 2
+        if not running:
+            sys.stderr.write("pyramid-notebook: no notebook runs for {}\n".format(arguments.user))
+            return 1
+        manager.stop_notebook(arguments.user)
+        sys.stdout.write("Stopped the notebook of {}\n".format(arguments.user))
+        return 0
+    stopped = [status["name"] for status in manager.list_notebooks()]
+    for name in stopped:
+        manager.stop_notebook(name)
+    sys.stdout.write("Stopped {} notebook(s){}\n".format(len(stopped), ": " + ", ".join(stopped) if stopped else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
