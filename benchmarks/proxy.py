@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from pyramid_notebook.notebookmanager import NotebookManager
-from tests.site_server import peak_rss, running_site
+from tests.site_server import launch, peak_rss, running_site
 
 REQUESTS = 500
 DOWNLOADS = 3
@@ -53,7 +53,7 @@ def main() -> None:
     folder.mkdir()
     with running_site(folder) as (base, pid):
         user = {"X-Test-User": "alice"}
-        requests.get(base + "/launch", headers=user, allow_redirects=False, timeout=60).raise_for_status()
+        launch(base, "alice")
         context = NotebookManager(folder).get_context("alice")
         direct_base = "http://127.0.0.1:{}".format(context["http_port"])
         direct = {"Authorization": "token " + context["token"]}

@@ -1,6 +1,8 @@
 """Fixtures shared by the tests, and the check that no test leaves a notebook running."""
 
+import os
 import re
+import uuid
 
 import psutil
 import pytest
@@ -14,29 +16,35 @@ NOTEBOOK_PROCESS = re.compile(r"notebook_daemon|jupyter[-_ ](notebook|server|lab
 #: Seconds a stopped notebook's processes may take to disappear.
 LEAK_GRACE_SECONDS = 15
 
+#: Set in this test session's environment; every process it starts, however
+#: indirectly (daemons, kernels, uWSGI workers), inherits it.  That tells this
+#: session's processes from those of anything else running on the machine.
+SESSION_MARKER = "PYRAMID_NOTEBOOK_TEST_SESSION"
 
-def notebook_processes() -> dict[int, str]:
-    """Live notebook servers and kernels on this machine, pid to command line."""
+
+def notebook_processes(marker: str) -> dict[int, str]:
+    """Live notebook servers and kernels started by the test session with this marker: pid to command line."""
     found = {}
     for process in psutil.process_iter(["pid", "cmdline", "status"]):
         command_line = " ".join(process.info["cmdline"] or ())
-        if process.info["status"] != psutil.STATUS_ZOMBIE and NOTEBOOK_PROCESS.search(command_line):
-            found[process.info["pid"]] = command_line
+        if process.info["status"] == psutil.STATUS_ZOMBIE or not NOTEBOOK_PROCESS.search(command_line):
+            continue
+        try:
+            if process.environ().get(SESSION_MARKER) == marker:
+                found[process.info["pid"]] = command_line
+        except psutil.Error:
+            continue
     return found
 
 
 def pytest_sessionstart(session):
-    session.config.notebook_pids_before = set(notebook_processes())
+    os.environ[SESSION_MARKER] = uuid.uuid4().hex
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if a test left a notebook or kernel process behind, and end those processes."""
-    before = session.config.notebook_pids_before
-
-    def leftovers():
-        return {pid: line for pid, line in notebook_processes().items() if pid not in before}
-
-    left = wait_for(lambda: not leftovers(), LEAK_GRACE_SECONDS) is None and leftovers()
+    marker = os.environ[SESSION_MARKER]
+    left = wait_for(lambda: not notebook_processes(marker), LEAK_GRACE_SECONDS) is None and notebook_processes(marker)
     if not left:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -65,3 +65,12 @@ def running_site(notebook_folder: Path, **extra_settings):
         except subprocess.TimeoutExpired:
             psutil.Process(server.pid).kill()
             server.wait()
+
+
+def launch(base: str, user: str) -> None:
+    """Launch the user's notebook through the site and wait until it serves (the launch redirects at once)."""
+    headers = {"X-Test-User": user}
+    requests.get(base + "/launch", headers=headers, allow_redirects=False, timeout=60).raise_for_status()
+    status_url = base + "/notebook/_pyramid_notebook/status"
+    state = wait_for(lambda: requests.get(status_url, headers=headers, timeout=10).json()["state"] != "starting", 60)
+    assert state and requests.get(status_url, headers=headers, timeout=10).json()["state"] == "running"

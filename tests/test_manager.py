@@ -244,5 +244,5 @@ def test_start_failure_names_the_log(notebook_folder):
         manager.start_notebook("alice", {})
     message = str(failure.value)
     assert "notebook.stderr.log" in message
-    assert "launcher exit code 1" in message
+    assert "launcher failed with exit code 1" in message
     assert manager.get_context("alice")["token"] not in message

@@ -8,7 +8,7 @@ import os
 import pytest
 import requests
 
-from tests.site_server import peak_rss, running_site
+from tests.site_server import launch, peak_rss, running_site
 
 MB = 1024 * 1024
 
@@ -23,8 +23,7 @@ def site(notebook_folder):
 def test_large_files_stream_through_the_proxy(site, notebook_folder):
     base, pid = site
     alice = {"X-Test-User": "alice"}
-    requests.get(base + "/launch", headers=alice, allow_redirects=False, timeout=60).raise_for_status()
-    requests.get(base + "/notebook/api/status", headers=alice, timeout=10).raise_for_status()
+    launch(base, "alice")
 
     download = notebook_folder / "alice" / "download.bin"
     with open(download, "wb") as stream:
