@@ -6,6 +6,7 @@ import uuid
 
 import psutil
 import pytest
+import webtest
 
 from pyramid_notebook.notebookmanager import NotebookManager
 from pyramid_notebook.waiting import wait_for
@@ -76,3 +77,27 @@ def manager(notebook_folder):
     notebook_manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=600)
     yield notebook_manager
     stop_all(notebook_manager)
+
+
+@pytest.fixture
+def settings(notebook_folder):
+    """Settings for the test site (tests/site.py)."""
+    return {
+        "pyramid_notebook.notebook_folder": str(notebook_folder),
+        "pyramid_notebook.min_port": "42000",
+        "pyramid_notebook.port_range": "500",
+    }
+
+
+def make_app(settings: dict):
+    """The test site under WebTest; stops its notebooks afterwards.  A generator, for fixtures."""
+    from tests import site
+
+    app = webtest.TestApp(site.main({}, **settings))
+    yield app
+    stop_all(app.app.registry.notebook_manager)
+
+
+@pytest.fixture
+def app(settings):
+    yield from make_app(settings)

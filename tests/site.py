@@ -26,6 +26,11 @@ def username(request) -> str:
     return name
 
 
+def as_user(name: str, **headers) -> dict:
+    """Request headers that make the test site take ``name`` as the logged-in user."""
+    return {"X-Test-User": name, **headers}
+
+
 def log_in_as(request):
     response = HTTPFound(request.application_url + "/")
     response.set_cookie("test_user", request.matchdict["name"])

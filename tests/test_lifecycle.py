@@ -12,6 +12,7 @@ from pyramid_notebook.waiting import wait_for
 from tests import site
 from tests.conftest import stop_all
 from tests.kernel_client import connect, execute, execute_request, start_kernel
+from tests.site import as_user
 
 
 @pytest.fixture
@@ -102,26 +103,6 @@ def test_startup_script_failure_is_shown_in_the_notebook(manager):
 
 
 # Through the site
-
-
-@pytest.fixture
-def settings(notebook_folder):
-    return {
-        "pyramid_notebook.notebook_folder": str(notebook_folder),
-        "pyramid_notebook.min_port": "42000",
-        "pyramid_notebook.port_range": "500",
-    }
-
-
-@pytest.fixture
-def app(settings):
-    app = webtest.TestApp(site.main({}, **settings))
-    yield app
-    stop_all(app.app.registry.notebook_manager)
-
-
-def as_user(name, **headers):
-    return {"X-Test-User": name, **headers}
 
 
 def state(app, user="alice"):

@@ -1,39 +1,14 @@
 """The Pyramid integration: settings, launch, shutdown and the HTTP proxy, with real notebooks."""
 
 import pytest
-import webtest
 from pyramid.exceptions import ConfigurationError
 
 from pyramid_notebook.settings import parse_settings
 from pyramid_notebook.waiting import wait_for
 from tests import site
-from tests.conftest import stop_all
+from tests.conftest import make_app
 from tests.kernel_client import run_in_notebook
-
-
-@pytest.fixture
-def settings(notebook_folder):
-    return {
-        "pyramid_notebook.notebook_folder": str(notebook_folder),
-        "pyramid_notebook.min_port": "42000",
-        "pyramid_notebook.port_range": "500",
-    }
-
-
-def make_app(settings):
-    app = webtest.TestApp(site.main({}, **settings))
-    yield app
-    stop_all(app.app.registry.notebook_manager)
-
-
-@pytest.fixture
-def app(settings):
-    yield from make_app(settings)
-
-
-def as_user(name: str, **headers) -> dict:
-    return {"X-Test-User": name, **headers}
-
+from tests.site import as_user
 
 SAME_SITE = {"Origin": "http://localhost"}
 
