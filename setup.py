@@ -11,7 +11,7 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*"]),
-    include_package_data=True,
+    package_data={"pyramid_notebook.demo": ["templates/*.jinja2"]},
     zip_safe=False,
     classifiers=[
         "Framework :: Pyramid",

@@ -382,6 +382,10 @@ class NotebookManager:
 
     def _stop(self, name: str) -> None:
         pid_file = self.get_pid_file(name)
+        if self.get_state(name)[0] == STARTING:
+            # The daemon may not have written its pid file yet: wait for it,
+            # or it would come up after this stop.
+            wait_for(lambda: self.get_pid(name) is not None or self.get_state(name)[0] != STARTING, self.start_timeout)
         if self.get_pid(name) is not None:
             logger.info("Stopping notebook for %s", name)
             subprocess.run(

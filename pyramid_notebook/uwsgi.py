@@ -207,7 +207,7 @@ class FrameParser:
         self.max_payload = max_payload
         self.buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | memoryview) -> list[Frame]:
         """Add ``data``; return the frames it completed, in order."""
         self.buffer += data
         frames = []
@@ -251,7 +251,8 @@ class FrameParser:
         end = position + length
         if len(buffer) < end:
             return None
-        payload = bytes(buffer[position:end])
+        with memoryview(buffer) as view:
+            payload = bytes(view[position:end])
         del buffer[:end]
         if key is not None:
             payload = apply_mask(key, payload)
@@ -277,6 +278,8 @@ class Side:
         self.close_received = False
         self.close_sent = False
         self.last_heard = time.monotonic()
+        self._read_buffer = bytearray(READ_SIZE)
+        self._read_view = memoryview(self._read_buffer)
         self._writable = select.poll()
         self._writable.register(self.fd, select.POLLOUT)
         sock.setblocking(False)
@@ -285,15 +288,17 @@ class Side:
     def receive(self) -> list[Frame] | None:
         """The frames that the bytes waiting on the socket complete; None once the peer has gone."""
         try:
-            data = self.sock.recv(READ_SIZE)
+            # Into a buffer kept for the connection: a fresh 256 KiB buffer
+            # per read would cost an mmap and munmap for every small message.
+            received = self.sock.recv_into(self._read_buffer)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError:
             return None
-        if not data:
+        if not received:
             return None
         self.last_heard = time.monotonic()
-        return self.parser.feed(data)
+        return self.parser.feed(self._read_view[:received])
 
     def send(self, frame: Frame) -> None:
         """Write ``frame`` whole, waiting while the peer's receive window is full."""

@@ -215,3 +215,23 @@ def test_command_line_names_a_bad_ini(tmp_path):
     result = cli(config_file, "list")
     assert result.returncode == 2
     assert "pyramid_notebook.notebook_folder" in result.stderr
+
+
+def test_stop_while_starting_leaves_nothing_running(manager):
+    context = manager.start_notebook("alice", {}, wait=False)
+    assert manager.get_state("alice")[0] == "starting"
+    manager.stop_notebook("alice")
+    assert manager.get_state("alice")[0] == "stopped"
+
+    def processes_for_alice():
+        # The daemon, and the launcher that forked it (it lingers for a second by design).
+        return [
+            process
+            for process in psutil.process_iter(["cmdline"])
+            if str(manager.get_pid_file("alice")) in " ".join(process.info["cmdline"] or ())
+            and process.status() != psutil.STATUS_ZOMBIE
+        ]
+
+    assert wait_for(lambda: not processes_for_alice(), 10)
+    assert manager.get_state("alice")[0] == "stopped"
+    assert context["notebook_name"].startswith("default-")

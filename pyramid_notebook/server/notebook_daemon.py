@@ -131,7 +131,7 @@ def prepare_work_folder(work_folder: Path, context: dict) -> dict:
     }
 
 
-def server_config(context: dict):
+def server_config(context: dict, direct_websockets: bool):
     """The Jupyter configuration that must not travel on the command line.
 
     The token stays out of ``argv`` (which any local user can read with
@@ -151,7 +151,16 @@ def server_config(context: dict):
     # server extension finds no servers here and only slows start and stop.
     config.ServerApp.jpserver_extensions = {"jupyterlab": False, "jupyter_lsp": False}
     if context.get("websocket_url"):
-        config.ServerApp.tornado_settings = {"page_config_data": {"wsUrl": context["websocket_url"]}}
+        # Notebook 7's page templates take wsUrl from ServerApp.websocket_url,
+        # over any page_config_data.
+        config.ServerApp.websocket_url = context["websocket_url"]
+        page_config = {"wsUrl": context["websocket_url"]}
+        if direct_websockets:
+            # JupyterLab adds the token to websocket URLs only when the page's
+            # host name differs from the websocket's, ignoring the port: a
+            # site at http://127.0.0.1:9999 would reach the notebook without it.
+            page_config["appendToken"] = "true"
+        config.ServerApp.tornado_settings = {"page_config_data": page_config}
     return config
 
 
@@ -207,7 +216,7 @@ def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int
     from pyramid_notebook.server.activity import ActivityMonitor
 
     server = JupyterNotebookApp.initialize_server(
-        argv=server_arguments(port, context, extra), config=server_config(context)
+        argv=server_arguments(port, context, extra), config=server_config(context, direct_websockets)
     )
     if not direct_websockets:
         # Every request arrives through the site's proxy, which adds the token

@@ -1,0 +1,488 @@
+"""The demo in a real browser: headless Chromium driven by splinter.
+
+The demo runs from an INI file in a temporary folder (its own database and
+notebook folder) under waitress in this process, as ``pserve`` would run it.
+After every test, every notebook is stopped and the test fails if one would
+not stop.  When a test fails, a screenshot and the HTML of each browser's
+page, and the notebooks' logs, are saved under ``test-artifacts/``; the
+failure report names the folder.
+
+Set ``PYRAMID_NOTEBOOK_TIMING=1`` to also measure the time from clicking
+"Shell 2" to the output of a cell appearing (median of five).
+"""
+import logging
+import os
+import secrets
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from pyramid.paster import get_app
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+from splinter import Browser, Config
+from sqlalchemy import delete, select
+from webtest.http import StopableWSGIServer
+
+from pyramid_notebook.demo.models import Item, get_session
+from pyramid_notebook.waiting import wait_for
+
+pytest_plugins = ["tests.demo_fixtures"]
+# The plugin is imported here before pytest loads it: let pytest rewrite its asserts.
+pytest.register_assert_rewrite("tests.demo_fixtures")
+
+from tests.demo_fixtures import (  # noqa: E402
+    BROWSERS_KEY,
+    NOTEBOOK_FOLDER_KEY,
+    OUTSIDER,
+    PASSWORD,
+    is_alive,
+    notebook_folder_of,
+    process_tree,
+    stop_all_notebooks,
+    write_demo_ini,
+)
+
+logger = logging.getLogger(__name__)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+#: Verified on this project's machines (see the field notes): headless, as root.
+CHROME_ARGUMENTS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+]
+
+#: Notebook 7 page parts.
+KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
+CODE_EDITOR = ".jp-Notebook .jp-CodeCell .cm-content"
+SHUTDOWN_LINK = "pyramid-notebook-shutdown"
+
+#: Seconds allowed for a notebook to start, open and have its kernel ready.
+NOTEBOOK_READY_SECONDS = 60
+#: Seconds allowed for a cell's output to appear.
+OUTPUT_SECONDS = 30
+#: Seconds allowed for an ordinary site page.
+PAGE_SECONDS = 15
+
+
+@dataclass
+class DemoSite:
+    """The demo as the tests see it: its address, its WSGI app and where its notebooks live."""
+
+    url: str
+    app: object
+    ini: Path
+
+    @property
+    def manager(self):
+        return self.app.registry.notebook_manager
+
+    def __call__(self, path: str) -> str:
+        return self.url + path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The demo served by waitress on a free localhost port."""
+    ini = write_demo_ini(tmp_path_factory.mktemp("browser-demo"))
+    app = get_app(str(ini))
+    # A launch holds a thread until its notebook answers, and a notebook
+    # page fetches many files at once: more threads than the default 4.
+    server = StopableWSGIServer.create(app, threads=8)
+    assert server.wait(), "the demo server did not start"
+    try:
+        yield DemoSite(url=server.application_url.rstrip("/"), app=app, ini=ini)
+    finally:
+        server.shutdown()
+        stop_all_notebooks(notebook_folder_of(ini))
+
+
+@pytest.fixture(autouse=True)
+def stop_notebooks(request, site):
+    """Stop every notebook after each test; fail the test if any would not stop."""
+    request.node.stash[NOTEBOOK_FOLDER_KEY] = notebook_folder_of(site.ini)
+    yield
+    left = stop_all_notebooks(notebook_folder_of(site.ini))
+    assert not left, "Notebooks still running after the test: {}".format(left)
+
+
+def chrome_options() -> Options:
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in CHROME_ARGUMENTS:
+        options.add_argument(argument)
+    # Keep the page's console (failed websockets show up there) for the artifacts.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return options
+
+
+@pytest.fixture
+def open_browser(request):
+    """Open headless Chromium windows; all of them are closed after the test.
+
+    They are kept on the test item, so that the report hook in
+    ``demo_fixtures`` can save what they show if the test fails.
+    """
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail("Browser tests need {}: run `make browser`".format(" and ".join(missing)))
+    opened = request.node.stash.setdefault(BROWSERS_KEY, [])
+
+    def open_one():
+        browser = Browser(
+            "chrome", options=chrome_options(), service=Service(str(CHROMEDRIVER)), config=Config(headless=True)
+        )
+        opened.append(browser)
+        return browser
+
+    yield open_one
+    for browser in opened:
+        try:
+            browser.quit()
+        except Exception:  # a browser that crashed is already gone
+            logger.exception("Could not close a browser")
+
+
+@pytest.fixture
+def browser(open_browser):
+    return open_browser()
+
+
+# Helpers
+
+
+def log_in(browser, site: DemoSite, username: str) -> None:
+    browser.visit(site("/login"))
+    browser.fill("username", username)
+    browser.fill("password", PASSWORD)
+    browser.find_by_id("login-submit").click()
+    assert browser.is_element_present_by_id("current-user", wait_time=PAGE_SECONDS), "login failed"
+    assert browser.find_by_id("current-user").text == username
+
+
+def kernel_is_connected(site: DemoSite, username: str) -> bool:
+    """True if the user's notebook server has an idle kernel with a browser connected to it."""
+    context = site.manager.get_context(username) or {}
+    if "http_port" not in context:
+        return False
+    url = "http://127.0.0.1:{}{}api/kernels".format(context["http_port"], context.get("notebook_path", "/notebook/"))
+    try:
+        kernels = requests.get(url, headers={"Authorization": "token " + context["token"]}, timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return False
+    return any(kernel["connections"] > 0 and kernel["execution_state"] == "idle" for kernel in kernels)
+
+
+def wait_for_notebook_page(browser) -> None:
+    """Wait until the notebook's own page is shown (past the library's "starting" page)."""
+    assert browser.is_element_present_by_css(KERNEL_IDLE, wait_time=NOTEBOOK_READY_SECONDS), (
+        "no notebook page at {}".format(browser.url)
+    )
+
+
+def wait_for_kernel(browser, site: DemoSite, username: str = "user") -> None:
+    """Wait until the notebook page shows a connected, idle kernel.
+
+    The page's status reads "idle" already before it has a kernel, so the
+    kernel's name must be shown too, and the server must see the browser's
+    connection to the kernel.
+    """
+
+    def ready():
+        state = browser.execute_script(
+            "const indicator = document.querySelector(arguments[0]);"
+            "const name = document.querySelector('.jp-KernelName, .jp-Toolbar-kernelName');"
+            "return [indicator && indicator.dataset.status, name && name.innerText];",
+            ".jp-Notebook-ExecutionIndicator",
+        )
+        return state[0] == "idle" and state[1] not in (None, "", "No Kernel") and kernel_is_connected(site, username)
+
+    assert wait_for(ready, NOTEBOOK_READY_SECONDS), "the notebook's kernel did not connect; page at {}".format(
+        browser.url
+    )
+
+
+def wait_for_notebook(browser, site: DemoSite, username: str = "user") -> None:
+    wait_for_notebook_page(browser)
+    wait_for_kernel(browser, site, username)
+
+
+def wait_for_greeting(browser, expected: str) -> str:
+    """Wait until the notebook's Markdown cells show ``expected``; return their text."""
+    found = wait_for(lambda: expected in greeting_text(browser) and greeting_text(browser), PAGE_SECONDS)
+    assert found, "{!r} not in the greeting: {!r}".format(expected, greeting_text(browser))
+    return found
+
+
+def page_text(browser, css: str) -> list[str]:
+    """The visible text of every element matching ``css``, read in one go (no stale elements)."""
+    script = "return Array.from(document.querySelectorAll(arguments[0])).map(element => element.innerText);"
+    return browser.execute_script(script, css)
+
+
+def greeting_text(browser) -> str:
+    return "\n".join(page_text(browser, ".jp-MarkdownCell .jp-RenderedMarkdown"))
+
+
+def type_into_last_cell(browser, code: str) -> None:
+    """Type ``code`` into the last code cell and run it with Shift+Enter.
+
+    The first cell is rendered again just after the notebook loads, so the
+    editor found may go stale before it is clicked: find it again then.
+    """
+
+    def focus_editor():
+        try:
+            editor = browser.find_by_css(CODE_EDITOR).last
+            editor.click()
+            return editor
+        except StaleElementReferenceException:
+            return None
+
+    editor = wait_for(focus_editor, PAGE_SECONDS)
+    assert editor is not None, "no code cell to type into"
+    ActionChains(browser.driver).send_keys(code).perform()
+    typed = page_text(browser, CODE_EDITOR)[-1]
+    assert typed == code, "the cell holds {!r}, not what was typed".format(typed)
+    ActionChains(browser.driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+
+
+def run_cell(browser, code: str, expected: str) -> str:
+    """Run ``code`` in a new cell and return the output that contains ``expected``."""
+    outputs_before = len(page_text(browser, ".jp-OutputArea-output"))
+    type_into_last_cell(browser, code)
+
+    def matching_output():
+        outputs = page_text(browser, ".jp-OutputArea-output")
+        return next((text for text in outputs[outputs_before:] if expected in text), None)
+
+    output = wait_for(matching_output, OUTPUT_SECONDS)
+    assert output is not None, "no output containing {!r}; outputs: {!r}".format(
+        expected, page_text(browser, ".jp-OutputArea-output")
+    )
+    return output
+
+
+def open_notebook(browser, site: DemoSite, path: str, username: str = "user") -> None:
+    browser.visit(site(path))
+    wait_for_notebook(browser, site, username)
+
+
+def is_gone(processes: list[psutil.Process]) -> bool:
+    return not any(is_alive(process) for process in processes)
+
+
+# 1-3: the launch points
+
+
+def test_shell2_greeting_and_a_plus_b(browser, site):
+    log_in(browser, site, "user")
+    browser.find_by_id("shell2").click()
+    wait_for_notebook(browser, site)
+    greeting = wait_for_greeting(browser, "This shell has a few extra variables")
+    for expected in ("This shell has a few extra variables", "a: the string", "b: the string", 'fn(name="world")'):
+        assert expected in greeting
+    run_cell(browser, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
+
+
+def test_shell1_reads_real_rows_through_registry_and_session(browser, site):
+    """A row added just now by the test must show up in the kernel: the data is real, not canned."""
+    marker = "Added by the browser test {}".format(secrets.token_hex(4))
+    with get_session(site.app.registry) as session, session.begin():
+        session.add(Item(name=marker, description="", quantity=1))
+    try:
+        with get_session(site.app.registry) as session:
+            names = sorted(session.scalars(select(Item.name)))
+        log_in(browser, site, "user")
+        open_notebook(browser, site, "/shell1")
+        wait_for_greeting(browser, "session: a SQLAlchemy session")
+        output = run_cell(
+            browser,
+            'print(registry.settings["sqlalchemy.url"].endswith("demo.sqlite"), '
+            "sorted(item.name for item in session.scalars(select(Item))))",
+            marker,
+        )
+        assert output.strip() == "True {!r}".format(names)
+    finally:
+        with get_session(site.app.registry) as session, session.begin():
+            session.execute(delete(Item).where(Item.name == marker))
+
+
+def test_item_shell_holds_its_item(browser, site):
+    log_in(browser, site, "user")
+    browser.visit(site("/items/2"))
+    browser.find_by_id("item-shell").click()
+    wait_for_notebook(browser, site)
+    wait_for_greeting(browser, "You opened this shell from the page of item 2")
+    run_cell(browser, "print(repr(item))", "<Item 2 'Bicycle bell' x12>")
+
+
+# 4-5: restarting and shutting down
+
+
+def test_switching_from_shell1_to_shell2_restarts_the_notebook(browser, site):
+    log_in(browser, site, "user")
+    open_notebook(browser, site, "/shell1")
+    first = site.manager.get_pid("user")
+    first_processes = process_tree(first)
+    assert len(first_processes) >= 2, "the notebook server and its kernel"
+
+    open_notebook(browser, site, "/shell2")
+    second = site.manager.get_pid("user")
+    assert second is not None and second != first
+    assert wait_for(lambda: is_gone(first_processes), PAGE_SECONDS), "the shell1 notebook and kernel are gone"
+    run_cell(browser, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
+
+
+def test_shutdown_link_returns_home_and_ends_the_process(browser, site):
+    log_in(browser, site, "user")
+    open_notebook(browser, site, "/shell2")
+    processes = process_tree(site.manager.get_pid("user"))
+    assert len(processes) >= 2, "the notebook server and its kernel"
+    # Some work first: the link must also work from a notebook with unsaved changes.
+    run_cell(browser, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
+
+    browser.find_by_id(SHUTDOWN_LINK).click()
+    assert browser.is_element_present_by_id("home", wait_time=PAGE_SECONDS), "back on the home page"
+    assert browser.url == site("/")
+    assert browser.find_by_id("notebook-status").text == "You have no notebook running."
+    assert site.manager.get_pid("user") is None
+    assert wait_for(lambda: is_gone(processes), PAGE_SECONDS), "notebook processes still alive: {}".format(
+        [process.pid for process in processes if is_alive(process)]
+    )
+
+
+# 6-8: who gets what
+
+
+def test_users_have_separate_notebooks_and_cannot_reach_each_other(open_browser, site):
+    manager = site.manager
+    first, second = open_browser(), open_browser()
+    log_in(first, site, "user")
+    open_notebook(first, site, "/shell2")
+    log_in(second, site, "user2")
+    open_notebook(second, site, "/shell1", "user2")
+
+    user, user2 = manager.get_context("user"), manager.get_context("user2")
+    assert manager.get_pid("user") != manager.get_pid("user2")
+    assert user["http_port"] != user2["http_port"]
+    secret = "only for user {}".format(secrets.token_hex(8))
+    (manager.get_work_folder("user") / "private.txt").write_text(secret)
+    direct = "http://127.0.0.1:{}/notebook/".format(user["http_port"])
+    kernels = requests.get(direct + "api/kernels", headers={"Authorization": "token " + user["token"]}, timeout=10)
+    user_kernels = [kernel["id"] for kernel in kernels.json()]
+    assert user_kernels, "user's kernel runs"
+
+    # Through the site, with user2's login: every path leads to user2's own notebook.
+    as_user2 = requests.Session()
+    for cookie in second.driver.get_cookies():
+        as_user2.cookies.set(cookie["name"], cookie["value"])
+    paths = [
+        "files/private.txt",
+        "api/contents/private.txt",
+        "api/contents/" + user["notebook_name"],
+        "notebooks/" + user["notebook_name"],
+        "files/..%2Fuser%2Fprivate.txt",
+        "files/%2e%2e/user/private.txt",
+        "api/contents/..%2Fuser",
+        "api/sessions",
+        "tree/..%2Fuser",
+        "user/private.txt",
+        "files/private.txt?token=" + user2["token"],
+    ]
+    for path in paths:
+        response = as_user2.get(site("/notebook/") + path, timeout=30, allow_redirects=True)
+        assert secret not in response.text, path
+        assert user_kernels[0] not in response.text, path
+        assert response.url.startswith(site("/")), "stays on the site: {}".format(path)
+    listed = [kernel["id"] for kernel in as_user2.get(site("/notebook/api/kernels"), timeout=30).json()]
+    assert listed and not set(listed) & set(user_kernels), "user2 sees only their own kernel"
+    assert as_user2.get(site("/notebook/api/kernels/" + user_kernels[0]), timeout=30).status_code == 404
+    assert as_user2.get(site("/notebook/api/contents"), timeout=30).json()["content"] is not None
+
+    # Straight to user's notebook port: nothing without user's own token.
+    for headers in ({}, {"Authorization": "token " + user2["token"]}):
+        assert requests.get(direct + "api/contents", headers=headers, timeout=10).status_code == 403
+        response = requests.get(direct + "files/private.txt", headers=headers, timeout=10, allow_redirects=False)
+        assert response.status_code in (302, 403), "a page redirects to Jupyter's login, an API call is refused"
+        assert secret not in response.text
+
+    second.visit(site("/notebook/files/private.txt"))
+    assert secret not in second.html
+    # user's notebook still works.
+    run_cell(first, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
+
+
+@pytest.mark.parametrize("path", ["/shell1", "/notebook/tree", "/notebook/notebooks/default-0123456789abcdef.ipynb"])
+def test_logged_out_visitor_reaches_the_login_page(browser, site, path):
+    browser.visit(site(path))
+    assert browser.is_element_present_by_id("login-form", wait_time=PAGE_SECONDS)
+    assert browser.url.startswith(site("/login?came_from="))
+    assert browser.find_by_name("came_from").first.value == path.split("?")[0]
+
+
+def test_visitor_is_logged_out_after_logout(browser, site):
+    log_in(browser, site, "user")
+    browser.find_by_id("logout").click()
+    assert browser.is_element_present_by_id("login-link", wait_time=PAGE_SECONDS)
+    browser.visit(site("/shell1"))
+    assert browser.is_element_present_by_id("login-form", wait_time=PAGE_SECONDS)
+    assert site.manager.get_pid("user") is None
+
+
+def test_user_off_the_whitelist_gets_403(browser, site):
+    log_in(browser, site, OUTSIDER)
+    assert browser.is_element_not_present_by_id("shell1")
+    for path in ("/shell1", "/shell2", "/items/1/shell", "/notebook/tree", "/notebook/shutdown"):
+        browser.visit(site(path))
+        assert browser.is_element_present_by_id("forbidden", wait_time=PAGE_SECONDS), path
+        assert "403 Forbidden" in browser.find_by_id("forbidden").text
+    assert not (notebook_folder_of(site.ini) / OUTSIDER).exists()
+
+
+# Timing, on request
+
+
+@pytest.mark.skipif(not os.environ.get("PYRAMID_NOTEBOOK_TIMING"), reason="set PYRAMID_NOTEBOOK_TIMING=1 to measure")
+def test_time_from_click_to_output(browser, site):
+    """Click "Shell 2" on the home page, with no notebook running, until the cell's output shows.
+
+    Logs the median of five and, for each run, when the click returned
+    (chromedriver waits for the page the click leads to), when the notebook
+    page was shown (past the "starting" page), when the kernel was connected
+    and idle, and when the output showed.
+    """
+    log_in(browser, site, "user")
+    runs = []
+    for _ in range(5):
+        stop_all_notebooks(notebook_folder_of(site.ini))
+        browser.visit(site("/"))
+        started = time.perf_counter()
+        browser.find_by_id("shell2").click()
+        clicked = time.perf_counter() - started
+        wait_for_notebook_page(browser)
+        page = time.perf_counter() - started
+        wait_for_kernel(browser, site)
+        ready = time.perf_counter() - started
+        run_cell(browser, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
+        runs.append((time.perf_counter() - started, clicked, page, ready))
+    logger.warning(
+        "Click /shell2 to output: median %.2f s; runs (total; click returned, notebook page, kernel ready): %s",
+        statistics.median(run[0] for run in runs),
+        ", ".join("({:.2f}; {:.2f}, {:.2f}, {:.2f})".format(*run) for run in runs),
+    )
