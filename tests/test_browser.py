@@ -300,6 +300,16 @@ def test_shell2_greeting_and_a_plus_b(browser, site):
     run_cell(browser, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
 
 
+def test_progress_page_moves_on_to_the_notebook(browser, site):
+    """The launch redirects at once; the "starting" page follows the start and opens the notebook by itself."""
+    log_in(browser, site, "user")
+    browser.find_by_id("shell2").click()
+    assert browser.is_element_present_by_id("pyramid-notebook-starting", wait_time=PAGE_SECONDS)
+    wait_for_notebook(browser, site)
+    assert not browser.is_element_present_by_id("pyramid-notebook-starting")
+    assert "/notebook/notebooks/default-" in browser.url
+
+
 def test_shell1_reads_real_rows_through_registry_and_session(browser, site):
     """A row added just now by the test must show up in the kernel: the data is real, not canned."""
     marker = "Added by the browser test {}".format(secrets.token_hex(4))
