@@ -7,14 +7,11 @@ not stop.  When a test fails, a screenshot and the HTML of each browser's
 page, and the notebooks' logs, are saved under ``test-artifacts/``; the
 failure report names the folder.
 
-Set ``PYRAMID_NOTEBOOK_TIMING=1`` to also measure the time from clicking
-"Shell 2" to the output of a cell appearing (median of five).
+The time from clicking "Shell 2" to a cell's output is measured by
+``benchmarks/browser_shell.py``, not here.
 """
 import logging
-import os
 import secrets
-import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -464,35 +461,3 @@ def test_user_off_the_whitelist_gets_403(browser, site):
         assert "403 Forbidden" in browser.find_by_id("forbidden").text
     assert not (notebook_folder_of(site.ini) / OUTSIDER).exists()
 
-
-# Timing, on request
-
-
-@pytest.mark.skipif(not os.environ.get("PYRAMID_NOTEBOOK_TIMING"), reason="set PYRAMID_NOTEBOOK_TIMING=1 to measure")
-def test_time_from_click_to_output(browser, site):
-    """Click "Shell 2" on the home page, with no notebook running, until the cell's output shows.
-
-    Logs the median of five and, for each run, when the click returned
-    (chromedriver waits for the page the click leads to), when the notebook
-    page was shown (past the "starting" page), when the kernel was connected
-    and idle, and when the output showed.
-    """
-    log_in(browser, site, "user")
-    runs = []
-    for _ in range(5):
-        stop_all_notebooks(notebook_folder_of(site.ini))
-        browser.visit(site("/"))
-        started = time.perf_counter()
-        browser.find_by_id("shell2").click()
-        clicked = time.perf_counter() - started
-        wait_for_notebook_page(browser)
-        page = time.perf_counter() - started
-        wait_for_kernel(browser, site)
-        ready = time.perf_counter() - started
-        run_cell(browser, 'print("Output of a + b is", a + b)', "Output of a + b is foobar")
-        runs.append((time.perf_counter() - started, clicked, page, ready))
-    logger.warning(
-        "Click /shell2 to output: median %.2f s; runs (total; click returned, notebook page, kernel ready): %s",
-        statistics.median(run[0] for run in runs),
-        ", ".join("({:.2f}; {:.2f}, {:.2f}, {:.2f})".format(*run) for run in runs),
-    )
