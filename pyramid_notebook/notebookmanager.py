@@ -96,6 +96,27 @@ def file_lock(path: Path):
         os.close(fd)
 
 
+def default_python() -> str:
+    """The Python of this environment, even when this process is not a Python binary.
+
+    Under uWSGI ``sys.executable`` is the uwsgi binary, which cannot run
+    ``-m pyramid_notebook.server.notebook_daemon``; the environment's own
+    interpreter sits in its ``bin`` folder.
+    """
+    executable = Path(sys.executable)
+    if executable.name.startswith("python"):
+        return str(executable)
+    for name in ("python3", "python"):
+        candidate = Path(sys.exec_prefix) / "bin" / name
+        if candidate.exists():
+            return str(candidate)
+    raise RuntimeError(
+        "No Python interpreter found for the notebook daemon next to {}: set pyramid_notebook.python".format(
+            sys.exec_prefix
+        )
+    )
+
+
 def port_is_free(port: int) -> bool:
     """True if nothing listens on 127.0.0.1:``port``, as Tornado would bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -118,6 +139,8 @@ class NotebookManager:
     :param python: the interpreter that runs the daemon; this one by default.
     :param start_timeout: seconds a new notebook may take to answer.
     :param idle_timeout: seconds without use after which a notebook ends itself; 0 for never.
+    :param notebook_args: extra command line arguments for every notebook server,
+        e.g. ``["--ServerApp.iopub_data_rate_limit=1e10"]``.
     """
 
     def __init__(
@@ -129,14 +152,16 @@ class NotebookManager:
         python: str | None = None,
         start_timeout: float = 60,
         idle_timeout: float = 0,
+        notebook_args: list[str] | tuple[str, ...] = (),
     ):
         self.notebook_folder = Path(notebook_folder).absolute()
         self.min_port = int(min_port)
         self.port_range = int(port_range)
         self.kill_timeout = int(kill_timeout)
-        self.python = python or sys.executable
+        self.python = python or default_python()
         self.start_timeout = float(start_timeout)
         self.idle_timeout = float(idle_timeout)
+        self.notebook_args = list(notebook_args)
         self.notebook_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # Files
@@ -325,7 +350,7 @@ class NotebookManager:
             write_context(work_folder / CONTEXT_FILE_NAME, context)
 
         command = self.daemon_command(
-            "fg" if fg else "start", pid_file, work_folder, context["http_port"], self.kill_timeout
+            "fg" if fg else "start", pid_file, work_folder, context["http_port"], self.kill_timeout, *self.notebook_args
         )
         logger.info("Starting notebook for %s on port %d", name, context["http_port"])
         if fg:

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
+from pyramid.settings import aslist
 
 PREFIX = "pyramid_notebook."
 
@@ -25,6 +26,8 @@ class NotebookSettings:
     #: ``scheme://host[:port]`` that serves notebooks instead of the site's own.
     alternative_domain: str | None
     python: str | None
+    #: Extra command line arguments for every notebook server.
+    notebook_args: tuple[str, ...]
 
 
 def _number(settings: dict, name: str, default, kind=int, minimum=1):
@@ -92,6 +95,7 @@ def parse_settings(settings: dict) -> NotebookSettings:
         websocket_proxy=_websocket_proxy(settings),
         alternative_domain=_origin(settings, "alternative_domain"),
         python=(settings.get(PREFIX + "python") or "").strip() or None,
+        notebook_args=tuple(aslist(settings.get(PREFIX + "notebook_args") or "")),
     )
 
 
@@ -107,4 +111,5 @@ def make_manager(settings: NotebookSettings):
         python=settings.python,
         start_timeout=settings.start_timeout,
         idle_timeout=settings.idle_timeout,
+        notebook_args=settings.notebook_args,
     )

@@ -26,7 +26,7 @@ When called, the response
 2. completes the browser's handshake with exactly the subprotocol the
    notebook chose (Jupyter picks ``v1.kernel.websocket.jupyter.org`` when it
    is offered), or with none when it chose none;
-3. relays websocket *frames*, one by one, between the browser's connection
+3. relays the websocket *frames* between the browser's connection
    (``uwsgi.connection_fd()``) and the notebook's socket, waiting on both
    with ``poll()``.
 
@@ -34,12 +34,20 @@ Why frames, and not uWSGI's ``websocket_recv`` / ``websocket_send``:
 uWSGI's receive calls return a message's bytes without its opcode, so a proxy
 built on them has to guess whether the browser sent text or binary; they
 swallow close frames with their code and ping payloads, and they answer pings
-themselves.  Relaying frames keeps each frame's opcode, FIN bit and payload,
-so for every endpoint (kernel channels with the v1 binary protocol or the
-legacy JSON one, ``api/events/subscribe``, terminals) text stays text and
-binary stays binary without any rule to guess it; close frames pass with
-their code and reason, and pings and pongs pass both ways.  Frames are never
-merged or split, and nothing is buffered beyond the frame being read.
+themselves.  The relay instead passes each side's frames on byte for byte,
+which is valid websocket on the other side too: the browser's frames are
+masked, and the notebook accepts a client's frames with any mask; the
+notebook's are not, as the browser expects.  So, for every endpoint (kernel
+channels with the v1 binary protocol or the legacy JSON one,
+``api/events/subscribe``, terminals), text stays text and binary stays binary
+with no rule to guess it; fragmented messages stay as they were; close frames
+pass with their code and reason; pings and pongs pass both ways.  A
+:class:`FrameScanner` follows the frame boundaries and checks each header on
+the way; only control frames (at most 125 bytes) are held until whole.
+Nothing is copied, unmasked or buffered for data frames, whatever their size,
+and what arrives in one read leaves in one write.  Frames the proxy makes
+itself (keep-alive pings, closes when a side vanishes) go in only between two
+frames of the stream they join.
 
 The handshake is written with WSGI's ``start_response("101 ...")`` rather
 than ``uwsgi.websocket_handshake()``, because the latter echoes the browser's
@@ -73,6 +81,7 @@ import select
 import socket
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import websocket
 from pyramid.request import Request
@@ -98,9 +107,10 @@ CLOSE_INTERNAL_ERROR = 1011
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-#: Bytes read from a socket at once: big enough that a 20 MB output frame
-#: arrives in few system calls, small enough not to matter per connection.
-READ_SIZE = 256 * 1024
+#: Bytes read from a socket at once, into a buffer kept per side: a 20 MB
+#: output passes in some 300 reads, and two buffers per open websocket cost
+#: 128 KiB of memory.
+READ_SIZE = 64 * 1024
 
 #: Seconds to wait, after a close frame has passed one way, for the close
 #: frame that answers it.
@@ -123,10 +133,10 @@ DEFAULT_PONG_TOLERANCE = 3
 #: uWSGI options that put TLS inside the worker, where the relay cannot follow.
 TLS_SOCKET_OPTIONS = ("https-socket", "ssl-socket")
 
-#: Largest frame taken from the notebook.  Output is the user's own and is
-#: limited by the notebook's own ``iopub_data_rate_limit``; this only keeps a
-#: broken length field from asking for absurd memory.
-UPSTREAM_MAX_FRAME = 1 << 30
+#: Largest frame taken from the notebook.  Data frames stream through without
+#: being held, and output is limited by the notebook's own
+#: ``iopub_data_rate_limit``: this is only a sanity check on the length field.
+UPSTREAM_MAX_FRAME = 1 << 40
 
 
 class ProtocolError(Exception):
@@ -136,6 +146,8 @@ class ProtocolError(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        #: What the side sent before the bad frame, still to be passed on (see FrameScanner.scan).
+        self.pieces: list = []
 
 
 class PeerGone(Exception):
@@ -193,79 +205,175 @@ def close_code_of(payload: bytes) -> int | None:
     return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
 
 
-class FrameParser:
-    """Cut a byte stream into websocket frames as the bytes arrive.
+class FrameScanner:
+    """Follow the frames in a byte stream as it passes, without holding on to data frames.
+
+    The relay forwards what each side sends byte for byte: a browser's frames
+    are masked, and the notebook takes a client's frames with any mask; the
+    notebook's are not masked, as the browser expects.  So data frames need
+    no copying, unmasking or re-framing, whatever their size.  The scanner
+    only has to know where frames begin and end, check each header, and hand
+    over each control frame (close, ping, pong) whole, for the relay to act on.
 
     :param masked: whether the peer must mask its frames (browsers must,
         servers must not); a frame that breaks this is a protocol error.
-    :param max_payload: the largest payload accepted; the check happens as soon
-        as the header arrives, before the payload is buffered.
+    :param max_payload: the largest frame accepted, checked on its header.
     """
 
     def __init__(self, masked: bool, max_payload: int):
         self.masked = masked
         self.max_payload = max_payload
-        self.buffer = bytearray()
+        #: The start of a header whose end has not arrived yet.
+        self.header = bytearray()
+        #: Payload bytes of the current data frame still to come.
+        self.remaining = 0
+        #: A control frame being collected: its header, opcode and length.
+        self.control: tuple[bytes, int, int] | None = None
+        self.control_payload = bytearray()
+        #: The peer sent its close frame; anything after it is dropped.
+        self.closed = False
 
-    def feed(self, data: bytes | memoryview) -> list[Frame]:
-        """Add ``data``; return the frames it completed, in order."""
-        self.buffer += data
-        frames = []
-        while True:
-            frame = self._next_frame()
-            if frame is None:
-                return frames
-            frames.append(frame)
+    @property
+    def at_boundary(self) -> bool:
+        """True when what was passed on so far ends with a whole frame.
 
-    def _next_frame(self) -> Frame | None:
-        buffer = self.buffer
-        if len(buffer) < 2:
-            return None
-        first, second = buffer[0], buffer[1]
-        fin, opcode = bool(first & 0x80), first & 0x0F
+        Only then may the relay put a frame of its own (a ping, a close) into
+        the stream going the same way.  Headers and control frames are passed
+        on only once complete, so only a data frame's payload can be cut.
+        """
+        return self.remaining == 0
+
+    def scan(self, data: memoryview) -> list[tuple[bytes | memoryview, Frame | None]]:
+        """Split ``data`` into what to pass on, in order.
+
+        Returns ``(bytes, None)`` for runs of data frames' bytes (headers
+        included) and ``(bytes, frame)`` for each complete control frame,
+        ``frame`` holding its unmasked payload.  Raises ProtocolError for a
+        header that breaks the rules, before any of that frame is passed on.
+        """
+        pieces = []
+        try:
+            self._scan(data, pieces)
+        except ProtocolError as error:
+            # What came before the bad header is still to be passed on.
+            error.pieces = pieces
+            raise
+        return pieces
+
+    def _scan(self, data: memoryview, pieces: list) -> None:
+        position, size = 0, len(data)
+        #: Where the current run of bytes to pass on as they are began.
+        run_start = None
+        while position < size and not self.closed:
+            if self.remaining:
+                if run_start is None:
+                    run_start = position
+                take = min(self.remaining, size - position)
+                position += take
+                self.remaining -= take
+                continue
+            if self.control is not None:
+                _header, _opcode, length = self.control
+                take = min(length - len(self.control_payload), size - position)
+                self.control_payload += data[position : position + take]
+                position += take
+                if len(self.control_payload) == length:
+                    pieces.append(self._control_frame())
+                continue
+            if not self.header:
+                header_size = self._header_size(data[position : position + 2])
+                if size - position >= header_size:
+                    # The usual case: the whole header is in this read.
+                    header = data[position : position + header_size]
+                    try:
+                        opcode, length = self._check(header)
+                    except ProtocolError:
+                        if run_start is not None:
+                            pieces.append((data[run_start:position], None))
+                        raise
+                    if opcode in CONTROL_OPCODES:
+                        if run_start is not None:
+                            pieces.append((data[run_start:position], None))
+                            run_start = None
+                        self.control = (bytes(header), opcode, length)
+                        position += header_size
+                        if length == 0:
+                            pieces.append(self._control_frame())
+                        continue
+                    if run_start is None:
+                        run_start = position
+                    position += header_size
+                    self.remaining = length
+                    continue
+                # A header cut by the end of this read: keep it until it is whole.
+                if run_start is not None:
+                    pieces.append((data[run_start:position], None))
+                    run_start = None
+            self.header += data[position : position + 1]
+            position += 1
+            if len(self.header) < 2 or len(self.header) < self._header_size(self.header):
+                continue
+            header = bytes(self.header)
+            self.header.clear()
+            opcode, length = self._check(header)
+            if opcode in CONTROL_OPCODES:
+                self.control = (header, opcode, length)
+                if length == 0:
+                    pieces.append(self._control_frame())
+            else:
+                pieces.append((header, None))
+                self.remaining = length
+        if run_start is not None:
+            pieces.append((data[run_start:position], None))
+
+    @staticmethod
+    def _header_size(start: bytes | bytearray | memoryview) -> int:
+        """A frame header's length, from its first two bytes; 2 until both have arrived."""
+        if len(start) < 2:
+            return 2
+        length = start[1] & 0x7F
+        return 2 + (2 if length == 126 else 8 if length == 127 else 0) + (4 if start[1] & 0x80 else 0)
+
+    def _check(self, header: bytes | memoryview) -> tuple[int, int]:
+        """The opcode and payload length of a complete header; ProtocolError if it breaks a rule."""
+        first, second = header[0], header[1]
+        opcode = first & 0x0F
         if first & 0x70:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension")
         if opcode not in DATA_OPCODES and opcode not in CONTROL_OPCODES:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode {}".format(opcode))
         if bool(second & 0x80) != self.masked:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "frame masking is wrong for this side")
-        length, position = second & 0x7F, 2
+        length = second & 0x7F
         if length == 126:
-            if len(buffer) < 4:
-                return None
-            length, position = int.from_bytes(buffer[2:4], "big"), 4
+            length = int.from_bytes(header[2:4], "big")
         elif length == 127:
-            if len(buffer) < 10:
-                return None
-            length, position = int.from_bytes(buffer[2:10], "big"), 10
-        if opcode in CONTROL_OPCODES and (length > 125 or not fin):
+            length = int.from_bytes(header[2:10], "big")
+        if opcode in CONTROL_OPCODES and (length > 125 or not first & 0x80):
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame too long or fragmented")
         if length > self.max_payload:
             raise ProtocolError(CLOSE_TOO_BIG, "frame of {} bytes is over the limit".format(length))
-        key = None
-        if self.masked:
-            if len(buffer) < position + 4:
-                return None
-            key = bytes(buffer[position : position + 4])
-            position += 4
-        end = position + length
-        if len(buffer) < end:
-            return None
-        with memoryview(buffer) as view:
-            payload = bytes(view[position:end])
-        del buffer[:end]
-        if key is not None:
-            payload = apply_mask(key, payload)
-        return Frame(fin, opcode, payload)
+        return opcode, length
+
+    def _control_frame(self) -> tuple[bytes, Frame]:
+        """The collected control frame: its bytes as received, and the frame with its payload unmasked."""
+        header, opcode, _length = self.control
+        payload = bytes(self.control_payload)
+        self.control, self.control_payload = None, bytearray()
+        if opcode == OP_CLOSE:
+            self.closed = True
+        plain = apply_mask(header[-4:], payload) if self.masked else payload
+        return header + payload, Frame(True, opcode, plain)
 
 
 class Side:
-    """One end of the relay: a non-blocking socket, the frames read from it, and writes to it.
+    """One end of the relay: a non-blocking socket, what arrives on it, and writes to it.
 
     :param name: ``"browser"`` or ``"notebook"``, for the log.
     :param peer_masks: whether the peer masks its frames (the browser does).
-    :param we_mask: whether frames written to this side are masked (the
-        notebook's side, where the proxy is the client).
+    :param we_mask: whether frames the proxy makes for this side must be
+        masked (the notebook's side, where the proxy is the client).
+    :param max_payload: the largest frame accepted from the peer.
     """
 
     def __init__(self, name: str, sock: socket.socket, peer_masks: bool, we_mask: bool, max_payload: int):
@@ -273,9 +381,8 @@ class Side:
         self.sock = sock
         self.fd = sock.fileno()
         self.we_mask = we_mask
-        self.parser = FrameParser(peer_masks, max_payload)
-        #: A close frame came from this side / went to this side.
-        self.close_received = False
+        self.scanner = FrameScanner(peer_masks, max_payload)
+        #: A close frame went to this side.
         self.close_sent = False
         self.last_heard = time.monotonic()
         self._read_buffer = bytearray(READ_SIZE)
@@ -285,11 +392,19 @@ class Side:
         sock.setblocking(False)
         set_nodelay(sock)
 
-    def receive(self) -> list[Frame] | None:
-        """The frames that the bytes waiting on the socket complete; None once the peer has gone."""
+    @property
+    def close_received(self) -> bool:
+        """This side sent its close frame."""
+        return self.scanner.closed
+
+    def receive(self) -> list[tuple[bytes | memoryview, Frame | None]] | None:
+        """What to pass on from the bytes waiting on the socket (see FrameScanner.scan); None once the peer left.
+
+        The pieces may point into the read buffer: pass them on before the next receive.
+        """
         try:
-            # Into a buffer kept for the connection: a fresh 256 KiB buffer
-            # per read would cost an mmap and munmap for every small message.
+            # Into a buffer kept for the connection: a fresh 64 KiB buffer
+            # per read would cost an allocation for every small message.
             received = self.sock.recv_into(self._read_buffer)
         except (BlockingIOError, InterruptedError):
             return []
@@ -298,16 +413,15 @@ class Side:
         if not received:
             return None
         self.last_heard = time.monotonic()
-        return self.parser.feed(self._read_view[:received])
+        return self.scanner.scan(self._read_view[:received])
 
-    def send(self, frame: Frame) -> None:
-        """Write ``frame`` whole, waiting while the peer's receive window is full."""
-        if frame.opcode == OP_CLOSE:
-            self.close_sent = True
-        header, payload = encode_frame(frame, self.we_mask)
-        # One system call for header and payload: with TCP_NODELAY a small
-        # frame leaves in one packet.
-        pending = [memoryview(header), memoryview(payload)] if payload else [memoryview(header)]
+    def write(self, buffers: list) -> None:
+        """Write ``buffers`` whole, in one system call when the peer takes them, else waiting until it does.
+
+        One call for several frames (and for a frame's header and payload):
+        with TCP_NODELAY, what arrived together leaves together.
+        """
+        pending = [memoryview(buffer) for buffer in buffers if len(buffer)]
         while pending:
             try:
                 sent = self.sock.sendmsg(pending, (), socket.MSG_NOSIGNAL)
@@ -324,6 +438,12 @@ class Side:
                     sent = 0
             if pending and not self._writable.poll(WRITE_TIMEOUT * 1000):
                 raise PeerGone("{} took no bytes for {:g} s".format(self.name, WRITE_TIMEOUT))
+
+    def send(self, frame: Frame) -> None:
+        """Write a frame the proxy makes itself (a keep-alive ping, a close)."""
+        if frame.opcode == OP_CLOSE:
+            self.close_sent = True
+        self.write(list(encode_frame(frame, self.we_mask)))
 
     def try_send(self, frame: Frame) -> None:
         """Send a frame if the side is still there; used while ending, when failures no longer matter."""
@@ -364,6 +484,15 @@ class Relay:
     def other(self, side: Side) -> Side:
         return self.notebook if side is self.browser else self.browser
 
+    def make(self, side: Side, frame: Frame) -> None:
+        """Send a frame of the proxy's own to ``side``, if that does not cut a frame passing to it in two.
+
+        When a frame is cut (its sender vanished halfway), nothing can be
+        added: the connection is just closed.
+        """
+        if self.other(side).scanner.at_boundary:
+            side.try_send(frame)
+
     def run(self) -> None:
         poller = select.poll()
         sides = {self.browser.fd: self.browser, self.notebook.fd: self.notebook}
@@ -394,51 +523,54 @@ class Relay:
         """Pass on what ``source`` sent; False when the relay is over."""
         sink = self.other(source)
         try:
-            frames = source.receive()
+            pieces = source.receive()
         except ProtocolError as error:
             logger.warning("Websocket %s: %s broke the protocol: %s", self.path, source.name, error.reason)
-            source.try_send(Frame(True, OP_CLOSE, close_payload(error.code, error.reason)))
-            sink.try_send(Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "peer broke the protocol")))
+            if error.pieces:
+                try:
+                    sink.write([data for data, _frame in error.pieces])
+                except PeerGone:
+                    pass
+            self.make(source, Frame(True, OP_CLOSE, close_payload(error.code, error.reason)))
+            self.make(sink, Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "peer broke the protocol")))
             self.outcome = "{} broke the protocol".format(source.name)
             return False
-        if frames is None:
+        if pieces is None:
             return self.peer_gone(source)
-        try:
-            for frame in frames:
-                self.forward(source, sink, frame)
-        except PeerGone as error:
-            self.outcome = str(error)
-            source.try_send(Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "peer went away")))
-            return False
+        buffers = []
+        for data, frame in pieces:
+            if frame is not None:
+                if frame.opcode == OP_CLOSE:
+                    logger.debug(
+                        "Websocket %s: %s closed with %s", self.path, source.name, close_code_of(frame.payload)
+                    )
+                elif source is self.browser and frame.opcode == OP_PONG and frame.payload == KEEPALIVE_PAYLOAD:
+                    # The answer to the proxy's own ping: hearing it was what counted.
+                    continue
+            buffers.append(data)
+        if buffers and not sink.close_sent:
+            try:
+                sink.write(buffers)
+            except PeerGone as error:
+                self.outcome = str(error)
+                self.make(source, Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "peer went away")))
+                return False
+            if source.close_received:
+                sink.close_sent = True
         return True
-
-    def forward(self, source: Side, sink: Side, frame: Frame) -> None:
-        if source.close_received:
-            # Nothing may follow a close frame; a side that goes on is ignored.
-            return
-        if frame.opcode == OP_CLOSE:
-            source.close_received = True
-            logger.debug("Websocket %s: %s closed with %s", self.path, source.name, close_code_of(frame.payload))
-        elif source is self.browser and frame.opcode == OP_PONG and frame.payload == KEEPALIVE_PAYLOAD:
-            # The answer to the proxy's own ping (hearing it is what counted).
-            return
-        if sink.close_sent:
-            # Nothing may go to a side after the close frame it was sent.
-            return
-        sink.send(frame)
 
     def peer_gone(self, source: Side) -> bool:
         """``source``'s connection ended: close the other side too, unless the closing handshake is done."""
         sink = self.other(source)
-        if not source.close_received:
+        if source.close_received:
+            self.outcome = "{} closed its connection".format(source.name)
+        else:
             if source is self.browser:
                 code, reason = CLOSE_GOING_AWAY, "browser went away"
             else:
                 code, reason = CLOSE_INTERNAL_ERROR, "notebook server went away"
-            sink.try_send(Frame(True, OP_CLOSE, close_payload(code, reason)))
+            self.make(sink, Frame(True, OP_CLOSE, close_payload(code, reason)))
             self.outcome = reason
-        else:
-            self.outcome = "{} closed its connection".format(source.name)
         return False
 
     def keepalive(self, now: float) -> float | None:
@@ -451,20 +583,23 @@ class Relay:
                 self.ping_sent_at = None
             elif now - self.ping_sent_at >= self.pong_tolerance:
                 self.outcome = "browser did not answer a ping within {:g} s".format(self.pong_tolerance)
-                self.notebook.try_send(Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "browser went away")))
+                self.make(self.notebook, Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "browser went away")))
                 return None
             else:
                 return self.ping_sent_at + self.pong_tolerance - now
-        if now - self.browser.last_heard >= self.ping_freq:
-            try:
-                self.browser.send(Frame(True, OP_PING, KEEPALIVE_PAYLOAD))
-            except PeerGone as error:
-                self.outcome = str(error)
-                self.notebook.try_send(Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "browser went away")))
-                return None
-            self.ping_sent_at = now
-            return self.pong_tolerance
-        return self.browser.last_heard + self.ping_freq - now
+        if now - self.browser.last_heard < self.ping_freq:
+            return self.browser.last_heard + self.ping_freq - now
+        if not self.notebook.scanner.at_boundary:
+            # A frame from the notebook is halfway through: ping once it has passed.
+            return min(1.0, self.ping_freq)
+        try:
+            self.browser.send(Frame(True, OP_PING, KEEPALIVE_PAYLOAD))
+        except PeerGone as error:
+            self.outcome = str(error)
+            self.make(self.notebook, Frame(True, OP_CLOSE, close_payload(CLOSE_GOING_AWAY, "browser went away")))
+            return None
+        self.ping_sent_at = now
+        return self.pong_tolerance
 
 
 def _uwsgi_option(uwsgi_module, name: str, default: int) -> int:
@@ -550,7 +685,11 @@ class WebsocketProxyResponse(Response):
             # Its own 4xx (say, 404 for a kernel that is gone) is the browser's
             # business; a refused token or a server error is the site's fault.
             if 400 <= error.status_code < 500 and error.status_code not in (401, 403, 407):
-                return _plain_response(start_response, "{} Refused".format(error.status_code), "Refused by notebook.")
+                try:
+                    status = "{} {}".format(error.status_code, HTTPStatus(error.status_code).phrase)
+                except ValueError:
+                    status = "{} Refused".format(error.status_code)
+                return _plain_response(start_response, status, "Refused by the notebook.")
             return _plain_response(start_response, "502 Bad Gateway", "The notebook refused the websocket.")
         except (OSError, websocket.WebSocketException) as error:
             logger.warning("Websocket %s: cannot reach the notebook: %s", self.log_path, type(error).__name__)

@@ -1,0 +1,445 @@
+"""Websockets through the site: the demo under a real uWSGI (and nginx), with the shipped configuration.
+
+One uWSGI serves the whole module (``tests/uwsgi_site.py`` starts it from
+the shipped ``uwsgi.ini`` on a free port); ``user`` has a notebook started
+with Jupyter's output rate limit raised so that 20 MB outputs get through.
+The browser is played by websocket-client with the session cookie of a
+logged-in user.
+"""
+import base64
+import hashlib
+import logging
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+import websocket
+
+from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.waiting import wait_for
+from tests.demo_fixtures import PASSWORD
+from tests.uwsgi_site import NGINX, cookie_header, log_in, running_nginx, running_uwsgi, start_notebook
+from tests.ws_client import (
+    V1_PROTOCOL,
+    KernelSocket,
+    channels_path,
+    chosen_protocol,
+    delete_kernel,
+    notebook_api,
+    open_websocket,
+    start_kernel,
+    token_header,
+)
+
+logger = logging.getLogger(__name__)
+
+MB = 1000 * 1000
+PROTOCOLS = [pytest.param(None, id="legacy-json"), pytest.param(V1_PROTOCOL, id="v1-binary")]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with running_uwsgi(tmp_path_factory.mktemp("uwsgi-demo")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def notebook(site):
+    """``user``'s notebook context (port, token); stopped with the site."""
+    return start_notebook(site, "user")
+
+
+@pytest.fixture(scope="module")
+def user(site, notebook):
+    return log_in(site.base, "user")
+
+
+@pytest.fixture(scope="module")
+def kernel(notebook):
+    kernel_id = start_kernel(notebook)
+    yield kernel_id
+    delete_kernel(notebook, kernel_id)
+
+
+def ws_url(base: str, path: str) -> str:
+    return base.replace("http://", "ws://", 1) + path
+
+
+def browser_socket(base: str, session: requests.Session, path: str, protocols=None, origin=None):
+    """A websocket opened the way the notebook page opens it: same origin, with the session cookie."""
+    return open_websocket(
+        ws_url(base, path), {"Cookie": cookie_header(session)}, protocols, origin=origin or base
+    )
+
+
+def kernel_socket(base, session, kernel_id, protocol) -> KernelSocket:
+    ws = browser_socket(base, session, channels_path(kernel_id), [protocol] if protocol else None)
+    assert chosen_protocol(ws) == protocol
+    return KernelSocket(ws, protocol)
+
+
+# Kernel protocols
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_code_runs_over_the_proxied_websocket(site, user, kernel, protocol):
+    kernel_ws = kernel_socket(site.base, user, kernel, protocol)
+    try:
+        outcome = kernel_ws.execute("print('hello'); 6 * 7")
+        assert outcome == {"stdout": "hello\n", "result": "42", "display": [], "error": None, "status": "ok"}
+        # Frames kept their type: JSON text for legacy, binary for v1.
+        assert kernel_ws.opcodes == {websocket.ABNF.OPCODE_BINARY if protocol else websocket.ABNF.OPCODE_TEXT}
+    finally:
+        kernel_ws.ws.close()
+
+
+def test_a_subprotocol_the_notebook_does_not_choose_is_not_announced(site, user, kernel):
+    """uWSGI's own handshake would echo the browser's offer; the proxy answers with the notebook's choice."""
+    ws = browser_socket(site.base, user, channels_path(kernel), ["x-unknown.example"])
+    try:
+        assert chosen_protocol(ws) is None
+        assert KernelSocket(ws, None).execute("1 + 1")["result"] == "2"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_2_mb_input_and_20_mb_output_pass_intact(site, user, kernel, protocol):
+    big_input = base64.b64encode(os.urandom(3 * MB // 2)).decode()
+    assert len(big_input) == 2 * MB
+    code = (
+        "import hashlib\n"
+        "from IPython.display import display\n"
+        "big_input = {!r}\n"
+        "print(len(big_input), hashlib.sha256(big_input.encode()).hexdigest())\n"
+        "display({{'text/plain': ''.join('%09d\\n' % i for i in range(2_000_000))}}, raw=True)\n"
+    ).format(big_input)
+    expected_output = "".join("%09d\n" % i for i in range(2_000_000))
+    assert len(expected_output) == 20 * MB
+
+    kernel_ws = kernel_socket(site.base, user, kernel, protocol)
+    try:
+        outcome = kernel_ws.execute(code)
+    finally:
+        kernel_ws.ws.close()
+    assert outcome["error"] is None and outcome["status"] == "ok"
+    assert outcome["stdout"] == "{} {}\n".format(2 * MB, hashlib.sha256(big_input.encode()).hexdigest())
+    assert len(outcome["display"]) == 1
+    assert outcome["display"][0] == expected_output
+    assert max(kernel_ws.frame_sizes) > 20 * MB, "the output should arrive as one frame"
+
+
+# Other websockets of a notebook page
+
+
+def test_events_websocket_carries_the_notebooks_events(site, user, notebook):
+    ws = browser_socket(site.base, user, "/notebook/api/events/subscribe")
+    try:
+        response = requests.put(
+            notebook_api(notebook) + "api/contents/event-test.txt",
+            json={"type": "file", "format": "text", "content": "hello"},
+            headers=token_header(notebook),
+            timeout=30,
+        )
+        response.raise_for_status()
+        ws.settimeout(30)
+        while True:
+            opcode, data = ws.recv_data()
+            assert opcode == websocket.ABNF.OPCODE_TEXT
+            if b"event-test.txt" in data:
+                break
+    finally:
+        ws.close()
+
+
+def test_terminal_websocket(site, user, notebook):
+    response = requests.post(notebook_api(notebook) + "api/terminals", headers=token_header(notebook), timeout=30)
+    response.raise_for_status()
+    name = response.json()["name"]
+    try:
+        ws = browser_socket(site.base, user, "/notebook/terminals/websocket/" + name)
+        try:
+            ws.send('["stdin", "echo $((6 * 7))-from-the-terminal\\r"]')
+            ws.settimeout(30)
+            output = ""
+            while "42-from-the-terminal" not in output:
+                opcode, data = ws.recv_data()
+                assert opcode == websocket.ABNF.OPCODE_TEXT
+                output += data.decode()
+        finally:
+            ws.close()
+    finally:
+        requests.delete(notebook_api(notebook) + "api/terminals/" + name, headers=token_header(notebook), timeout=30)
+
+
+# Refusals and errors
+
+
+def test_cross_origin_websocket_gets_403(site, user, kernel):
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        browser_socket(site.base, user, channels_path(kernel), [V1_PROTOCOL], origin="http://evil.example")
+    assert refused.value.status_code == 403
+
+
+def test_websocket_without_login_gets_no_further(site, kernel):
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        "Origin": site.base,
+    }
+    response = requests.get(site.base + channels_path(kernel), headers=handshake, allow_redirects=False, timeout=10)
+    # The demo sends visitors who are not logged in to its login page.
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_unknown_kernel_gets_the_notebooks_404(site, user):
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        browser_socket(site.base, user, channels_path("00000000-0000-0000-0000-000000000000"), [V1_PROTOCOL])
+    assert refused.value.status_code == 404
+
+
+# Pings and endings
+
+
+def next_control_frame(ws, opcode: int) -> websocket.ABNF:
+    """The next frame with ``opcode``, skipping the kernel messages that arrive meanwhile."""
+    ws.settimeout(30)
+    while True:
+        frame = ws.recv_frame()
+        if frame.opcode == opcode:
+            return frame
+
+
+def test_ping_passes_and_the_close_code_goes_through_and_back(site, user, kernel):
+    ws = browser_socket(site.base, user, channels_path(kernel), [V1_PROTOCOL])
+    try:
+        ws.ping(b"are you there")
+        assert next_control_frame(ws, websocket.ABNF.OPCODE_PONG).data == b"are you there"
+        ws.send_close(4001, b"tab closed")
+        # Tornado echoes the code it received: it went to the notebook and came back.
+        close = next_control_frame(ws, websocket.ABNF.OPCODE_CLOSE)
+        assert int.from_bytes(close.data[:2], "big") == 4001
+        ws.settimeout(10)
+        assert ws.sock.recv(1) == b"", "the proxy should close the connection after the closing handshake"
+    finally:
+        ws.shutdown()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+#: Headless Chromium as root (see the field notes).
+CHROME_ARGUMENTS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+]
+KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
+CODE_EDITOR = ".jp-Notebook .jp-CodeCell .cm-content"
+OUTPUTS = ".jp-OutputArea-output"
+
+
+def page_texts(browser, css: str) -> list[str]:
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(element => element.innerText);", css
+    )
+
+
+def test_browser_runs_a_cell_through_uwsgi(site):
+    """A real notebook page: its websockets go through uWSGI, since the site has the proxy configured."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from splinter import Browser, Config
+
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail("Browser tests need {}: run `make browser`".format(" and ".join(missing)))
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in CHROME_ARGUMENTS:
+        options.add_argument(argument)
+    browser = Browser("chrome", options=options, service=Service(str(CHROMEDRIVER)), config=Config(headless=True))
+    manager = NotebookManager(site.notebook_folder)
+    try:
+        browser.visit(site.base + "/login")
+        browser.fill("username", "user2")
+        browser.fill("password", PASSWORD)
+        browser.find_by_id("login-submit").click()
+        assert browser.is_element_present_by_id("current-user", wait_time=15), "login failed"
+        browser.visit(site.base + "/shell2")
+
+        def kernel_connected():
+            if "did not start" in browser.title:
+                return "failed"
+            context = manager.get_context("user2") or {}
+            if "http_port" not in context or not browser.is_element_present_by_css(KERNEL_IDLE):
+                return False
+            try:
+                kernels = requests.get(notebook_api(context) + "api/kernels", headers=token_header(context), timeout=5)
+                return any(kernel["connections"] > 0 for kernel in kernels.json())
+            except (requests.RequestException, ValueError):
+                return False
+
+        connected = wait_for(kernel_connected, 90)
+        assert connected != "failed", "the notebook did not start under uWSGI: " + browser.find_by_tag("body").text
+        assert connected, "the notebook's kernel did not connect; page at " + browser.url
+
+        def focus_editor():
+            try:
+                editor = browser.find_by_css(CODE_EDITOR).last
+                editor.click()
+                return editor
+            except StaleElementReferenceException:
+                return None
+
+        assert wait_for(focus_editor, 15), "no code cell"
+        ActionChains(browser.driver).send_keys("print('through', 6 * 7)").perform()
+        ActionChains(browser.driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+        assert wait_for(lambda: any("through 42" in text for text in page_texts(browser, OUTPUTS)), 30), page_texts(
+            browser, OUTPUTS
+        )
+    finally:
+        browser.quit()
+        manager.stop_notebook("user2")
+    # The page's kernel websocket went through the site.
+    assert re.search(r"Websocket /notebook/api/kernels/[-0-9a-f]+/channels open", site.log_text())
+
+
+def test_dying_notebook_closes_the_browsers_websocket(site):
+    context = start_notebook(site, "user2")
+    session = log_in(site.base, "user2")
+    kernel_id = start_kernel(context)
+    server = psutil.Process(context["pid"])
+    processes = [server, *server.children(recursive=True)]
+    ws = browser_socket(site.base, session, channels_path(kernel_id), [V1_PROTOCOL])
+    try:
+        assert KernelSocket(ws, V1_PROTOCOL).execute("1 + 1")["result"] == "2"
+        server.kill()
+        close = next_control_frame(ws, websocket.ABNF.OPCODE_CLOSE)
+        assert int.from_bytes(close.data[:2], "big") == 1011
+        ws.settimeout(10)
+        assert ws.sock.recv(1) == b""
+    finally:
+        ws.shutdown()
+        # Its kernels outlive a killed server: end them too.
+        for process in processes:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(processes, timeout=10)
+
+
+def worker_resources(site, notebook_port: int) -> dict:
+    """Descriptors and threads of each uWSGI worker, and their connections to the notebook."""
+    resources = {}
+    for worker in site.workers():
+        upstream = [c for c in worker.net_connections(kind="tcp") if c.raddr and c.raddr.port == notebook_port]
+        resources[worker.pid] = (worker.num_fds(), worker.num_threads(), len(upstream))
+    return resources
+
+
+def test_200_open_close_cycles_leave_nothing_behind(site, user, notebook, kernel):
+    def cycle(number: int):
+        ws = browser_socket(site.base, user, channels_path(kernel), [V1_PROTOCOL])
+        if number % 4 == 3:
+            # A browser that vanishes without a closing handshake.
+            ws.shutdown()
+        else:
+            ws.close()
+
+    for number in range(8):
+        cycle(number)
+    baseline = worker_resources(site, notebook["http_port"])
+    assert all(upstream == 0 for _fds, _threads, upstream in baseline.values())
+
+    for number in range(200):
+        cycle(number)
+
+    settled = wait_for(lambda: worker_resources(site, notebook["http_port"]) == baseline, 30)
+    assert settled, "before: {}, after: {}".format(baseline, worker_resources(site, notebook["http_port"]))
+    status = requests.get(notebook_api(notebook) + "api/status", headers=token_header(notebook), timeout=10).json()
+    assert wait_for(
+        lambda: requests.get(notebook_api(notebook) + "api/status", headers=token_header(notebook), timeout=10)
+        .json()["connections"]
+        == 0,
+        30,
+    ), status
+
+
+def test_site_answers_while_20_notebook_websocket_pairs_are_open(site, user, kernel):
+    """Each notebook tab holds two websockets (events and kernel), each a uWSGI thread."""
+    sockets = []
+    try:
+        for _ in range(20):
+            sockets.append(browser_socket(site.base, user, "/notebook/api/events/subscribe"))
+            sockets.append(browser_socket(site.base, user, channels_path(kernel), [V1_PROTOCOL]))
+        timings = []
+        for _ in range(20):
+            started = time.perf_counter()
+            response = user.get(site.base + "/", timeout=10)
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 200
+        logger.info(
+            "Home page with 20 websocket pairs open: median %.1f ms, slowest %.1f ms",
+            statistics.median(timings) * 1000,
+            max(timings) * 1000,
+        )
+        assert max(timings) < 0.2, timings
+        # And the websockets still work.
+        assert KernelSocket(sockets[-1], V1_PROTOCOL).execute("1 + 1")["result"] == "2"
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
+# Through nginx
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+def test_through_nginx(site, user, kernel, tmp_path):
+    with running_nginx(tmp_path, site.port) as base:
+        session = log_in(base, "user")
+        home = session.get(base + "/", timeout=10)
+        assert home.status_code == 200
+        for protocol in (V1_PROTOCOL, None):
+            kernel_ws = kernel_socket(base, session, kernel, protocol)
+            try:
+                big = "x" * (2 * MB)
+                assert kernel_ws.execute("len({!r})".format(big))["result"] == str(2 * MB)
+                if protocol:
+                    code = "from IPython.display import display\ndisplay({'text/plain': 'y' * 20_000_000}, raw=True)"
+                    output = kernel_ws.execute(code)
+                    assert output["display"] == ["y" * 20 * MB]
+            finally:
+                kernel_ws.ws.close()
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            browser_socket(base, session, channels_path(kernel), [V1_PROTOCOL], origin="http://evil.example")
+        assert refused.value.status_code == 403
+
+
+# Last: what the tests above left in uWSGI's log.
+
+
+def test_uwsgi_log_is_clean(site, notebook):
+    log = site.log_text()
+    assert "headers already sent" not in log
+    assert "Traceback" not in log
+    assert notebook["token"] not in log
+    assert "(HTTP/1.1 101)" in log

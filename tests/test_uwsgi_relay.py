@@ -1,0 +1,479 @@
+"""The websocket relay of pyramid_notebook.uwsgi, frame by frame, without uWSGI.
+
+Two socket pairs stand in for the browser's connection and the notebook's;
+the tests play both peers and check what the relay passes on.
+"""
+import socket
+import sys
+import threading
+import time
+import types
+
+import pytest
+from pyramid.request import Request
+
+from pyramid_notebook import uwsgi as proxy
+from pyramid_notebook.uwsgi import (
+    KEEPALIVE_PAYLOAD,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Frame,
+    FrameScanner,
+    ProtocolError,
+    Relay,
+    Side,
+    apply_mask,
+    close_payload,
+    encode_frame,
+)
+from pyramid_notebook.waiting import wait_for
+
+TIMEOUT = 10
+
+
+class FrameParser:
+    """Whole frames out of a byte stream, as a browser or the notebook reads them (for the test peers)."""
+
+    def __init__(self, masked: bool):
+        self.masked = masked
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self.buffer += data
+        frames = []
+        while len(self.buffer) >= 2:
+            first, second = self.buffer[0], self.buffer[1]
+            assert bool(second & 0x80) == self.masked, "frame masking is wrong"
+            length, position = second & 0x7F, 2
+            if length == 126:
+                length, position = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif length == 127:
+                length, position = int.from_bytes(self.buffer[2:10], "big"), 10
+            key = bytes(self.buffer[position : position + 4]) if self.masked else None
+            position += 4 if self.masked else 0
+            if len(self.buffer) < position + length:
+                break
+            payload = bytes(self.buffer[position : position + length])
+            del self.buffer[: position + length]
+            frames.append(Frame(bool(first & 0x80), first & 0x0F, apply_mask(key, payload) if key else payload))
+        return frames
+
+
+class Peer:
+    """One of the relay's peers: writes frames to it and reads what it passes on."""
+
+    def __init__(self, sock: socket.socket, masks: bool):
+        self.sock = sock
+        self.masks = masks
+        # What the relay writes to a peer is masked only towards the notebook.
+        self.parser = FrameParser(masked=not masks)
+        self.pending: list[Frame] = []
+        sock.settimeout(TIMEOUT)
+
+    def send(self, frame: Frame) -> None:
+        header, payload = encode_frame(frame, masked=self.masks)
+        self.sock.sendall(header + payload)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self) -> Frame:
+        while not self.pending:
+            data = self.sock.recv(1 << 20)
+            assert data, "the relay closed the connection instead of sending a frame"
+            self.pending.extend(self.parser.feed(data))
+        return self.pending.pop(0)
+
+    def receive_close(self) -> Frame:
+        """The next frame, which must be a close frame."""
+        frame = self.receive()
+        assert frame.opcode == OP_CLOSE, frame
+        return frame
+
+    def is_closed(self) -> bool:
+        """True once the relay has closed its end (after anything still unread)."""
+        try:
+            return self.sock.recv(1 << 20) == b""
+        except ConnectionResetError:
+            return True
+
+
+class Harness:
+    """A relay between a fake browser and a fake notebook, running in a thread."""
+
+    def __init__(self, ping_freq: float = 30, pong_tolerance: float = 30, max_payload: int = 16 << 20):
+        browser_peer, browser_end = socket.socketpair()
+        notebook_peer, notebook_end = socket.socketpair()
+        self.browser = Peer(browser_peer, masks=True)
+        self.notebook = Peer(notebook_peer, masks=False)
+        self.ends = [browser_end, notebook_end]
+        self.relay = Relay(
+            Side("browser", browser_end, peer_masks=True, we_mask=False, max_payload=max_payload),
+            Side("notebook", notebook_end, peer_masks=False, we_mask=True, max_payload=proxy.UPSTREAM_MAX_FRAME),
+            ping_freq=ping_freq,
+            pong_tolerance=pong_tolerance,
+            path="/test",
+        )
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        try:
+            self.relay.run()
+        finally:
+            # What WebsocketProxyResponse does when the relay returns.
+            for end in self.ends:
+                end.close()
+
+    def wait_ended(self) -> str:
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "the relay did not end"
+        return self.relay.outcome
+
+    def close(self):
+        for peer in (self.browser, self.notebook):
+            peer.sock.close()
+        self.thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def harness():
+    running = Harness()
+    yield running
+    running.close()
+
+
+def close_handshake(harness: Harness) -> None:
+    harness.browser.send(Frame(True, OP_CLOSE, close_payload(1000)))
+    assert harness.notebook.receive_close().payload == close_payload(1000)
+    harness.notebook.send(Frame(True, OP_CLOSE, close_payload(1000)))
+    assert harness.browser.receive_close().payload == close_payload(1000)
+    assert harness.wait_ended() == "closed by both sides"
+
+
+# Frames
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 3 * 1024 * 1024])
+def test_frames_encode_and_parse_back(size):
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for masked in (False, True):
+        header, body = encode_frame(Frame(True, OP_BINARY, payload), masked)
+        assert FrameParser(masked).feed(header + body) == [Frame(True, OP_BINARY, payload)]
+
+
+def scan_in_chunks(scanner: FrameScanner, data: bytes, chunk: int) -> tuple[bytes, list[Frame]]:
+    """Feed ``data`` in chunks; return the bytes passed on and the control frames seen."""
+    passed, controls = bytearray(), []
+    for start in range(0, len(data), chunk):
+        for piece, frame in scanner.scan(memoryview(data[start : start + chunk])):
+            passed += piece
+            if frame is not None:
+                controls.append(frame)
+    return bytes(passed), controls
+
+
+STREAM_FRAMES = [
+    Frame(True, OP_TEXT, b"hello"),
+    Frame(True, OP_PING, b"ping payload"),
+    Frame(True, OP_BINARY, bytes(range(256)) * 300),
+    Frame(False, OP_TEXT, b"one "),
+    Frame(True, OP_PONG, b""),
+    Frame(True, OP_CONTINUATION, b"two"),
+    Frame(True, OP_BINARY, b"x" * 70000),
+    Frame(True, OP_CLOSE, close_payload(4001, "bye")),
+    Frame(True, OP_TEXT, b"after the close: dropped"),
+]
+
+
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 13, 1000, 1 << 20])
+def test_scanner_passes_bytes_unchanged_and_finds_control_frames(masked, chunk):
+    encoded = [b"".join(encode_frame(frame, masked)) for frame in STREAM_FRAMES]
+    passed, controls = scan_in_chunks(FrameScanner(masked, 1 << 20), b"".join(encoded), chunk)
+    assert passed == b"".join(encoded[:-1])
+    assert controls == [frame for frame in STREAM_FRAMES[:-1] if frame.opcode >= OP_CLOSE]
+
+
+def test_scanner_knows_when_a_frame_is_cut():
+    scanner = FrameScanner(False, 1 << 20)
+    header, payload = encode_frame(Frame(True, OP_BINARY, b"x" * 1000), False)
+    scanner.scan(memoryview(header + payload[:10]))
+    assert not scanner.at_boundary
+    scanner.scan(memoryview(payload[10:]))
+    assert scanner.at_boundary
+
+
+def test_masking_is_its_own_inverse():
+    key = b"\x01\x80\xff\x33"
+    data = bytes(range(256)) * 7 + b"xyz"
+    assert apply_mask(key, data) != data
+    assert apply_mask(key, apply_mask(key, data)) == data
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"\x81\x05hello", 1002),  # unmasked frame from a browser
+        (b"\xc1\x80\x00\x00\x00\x00", 1002),  # reserved bit set
+        (b"\x83\x80\x00\x00\x00\x00", 1002),  # unknown opcode
+        (b"\x09\x80\x00\x00\x00\x00", 1002),  # fragmented control frame
+        (b"\x82\xfe\x10\x00\x00\x00\x00\x00", 1009),  # 4096 bytes announced, limit 1024
+    ],
+)
+def test_scanner_refuses_broken_frames(data, code):
+    good = b"".join(encode_frame(Frame(True, OP_TEXT, b"fine"), True))
+    with pytest.raises(ProtocolError) as error:
+        FrameScanner(True, 1024).scan(memoryview(good + data))
+    assert error.value.code == code
+    # What came before the bad frame is still there to pass on.
+    assert b"".join(bytes(piece) for piece, _frame in error.value.pieces) == good
+
+
+# Relaying
+
+
+def test_text_stays_text_and_binary_stays_binary(harness):
+    text = "€ print('hello') ".encode() * 100_000
+    binary = bytes(range(256)) * 10_000
+    # One at a time: socket pairs buffer far less than a frame, and the
+    # test is both peers.
+    for sender, receiver in ((harness.browser, harness.notebook), (harness.notebook, harness.browser)):
+        for frame in (Frame(True, OP_TEXT, text), Frame(True, OP_BINARY, binary)):
+            sending = threading.Thread(target=sender.send, args=(frame,))
+            sending.start()
+            assert receiver.receive() == frame
+            sending.join(TIMEOUT)
+    close_handshake(harness)
+
+
+def test_fragments_pass_as_they_are_with_a_ping_between(harness):
+    frames = [
+        Frame(False, OP_TEXT, b"one "),
+        Frame(True, OP_PING, b"in between"),
+        Frame(False, OP_CONTINUATION, b"two "),
+        Frame(True, OP_CONTINUATION, b"three"),
+    ]
+    for frame in frames:
+        harness.notebook.send(frame)
+    assert [harness.browser.receive() for _ in frames] == frames
+    for frame in frames:
+        harness.browser.send(frame)
+    assert [harness.notebook.receive() for _ in frames] == frames
+    close_handshake(harness)
+
+
+def test_pings_and_pongs_pass_both_ways(harness):
+    harness.browser.send(Frame(True, OP_PING, b"from the browser"))
+    assert harness.notebook.receive() == Frame(True, OP_PING, b"from the browser")
+    harness.notebook.send(Frame(True, OP_PONG, b"from the browser"))
+    assert harness.browser.receive() == Frame(True, OP_PONG, b"from the browser")
+    harness.notebook.send(Frame(True, OP_PING, b"from the notebook"))
+    assert harness.browser.receive() == Frame(True, OP_PING, b"from the notebook")
+    harness.browser.send(Frame(True, OP_PONG, b"from the notebook"))
+    assert harness.notebook.receive() == Frame(True, OP_PONG, b"from the notebook")
+    close_handshake(harness)
+
+
+def test_browser_close_code_reaches_the_notebook_and_back(harness):
+    harness.browser.send(Frame(True, OP_CLOSE, close_payload(4001, "tab closed")))
+    assert harness.notebook.receive_close().payload == close_payload(4001, "tab closed")
+    harness.notebook.send(Frame(True, OP_CLOSE, close_payload(4001)))
+    assert harness.browser.receive_close().payload == close_payload(4001)
+    assert harness.wait_ended() == "closed by both sides"
+    assert harness.browser.is_closed() and harness.notebook.is_closed()
+
+
+def test_notebook_close_code_reaches_the_browser(harness):
+    harness.notebook.send(Frame(True, OP_CLOSE, close_payload(1001, "server shutting down")))
+    assert harness.browser.receive_close().payload == close_payload(1001, "server shutting down")
+    harness.browser.send(Frame(True, OP_CLOSE, close_payload(1001)))
+    assert harness.notebook.receive_close().payload == close_payload(1001)
+    assert harness.wait_ended() == "closed by both sides"
+
+
+def test_frames_after_a_close_are_not_passed_on(harness):
+    harness.browser.send(Frame(True, OP_CLOSE, close_payload(1000)))
+    harness.browser.send(Frame(True, OP_TEXT, b"too late"))
+    harness.notebook.send(Frame(True, OP_TEXT, b"still busy"))
+    harness.notebook.send(Frame(True, OP_CLOSE, close_payload(1000)))
+    assert harness.notebook.receive_close().payload == close_payload(1000)
+    # The notebook's frame sent before its close still reaches the browser.
+    assert harness.browser.receive() == Frame(True, OP_TEXT, b"still busy")
+    assert harness.browser.receive_close().payload == close_payload(1000)
+    assert harness.wait_ended() == "closed by both sides"
+    assert harness.notebook.is_closed()
+
+
+def test_vanished_notebook_closes_the_browser_with_1011(harness):
+    harness.notebook.sock.close()
+    frame = harness.browser.receive_close()
+    assert frame.payload[:2] == (1011).to_bytes(2, "big")
+    assert harness.wait_ended() == "notebook server went away"
+    assert harness.browser.is_closed()
+
+
+def test_notebook_vanishing_halfway_through_a_frame_just_closes_the_browser(harness):
+    """A close frame after half a frame would be read as payload: the connection is closed instead."""
+    header, payload = encode_frame(Frame(True, OP_BINARY, b"x" * 100_000), False)
+    harness.notebook.send_raw(header + payload[:5000])
+    harness.notebook.sock.close()
+    assert harness.wait_ended() == "notebook server went away"
+    received = b""
+    while True:
+        data = harness.browser.sock.recv(1 << 20)
+        if not data:
+            break
+        received += data
+    assert received == header + payload[:5000]
+
+
+def test_vanished_browser_closes_the_notebook_with_1001(harness):
+    harness.browser.sock.close()
+    assert harness.notebook.receive_close().payload[:2] == (1001).to_bytes(2, "big")
+    assert harness.wait_ended() == "browser went away"
+    assert harness.notebook.is_closed()
+
+
+def test_too_big_frame_from_the_browser_closes_with_1009():
+    harness = Harness(max_payload=1024)
+    try:
+        harness.browser.send(Frame(True, OP_BINARY, b"x" * 1025))
+        assert harness.browser.receive_close().payload[:2] == (1009).to_bytes(2, "big")
+        assert harness.notebook.receive_close().payload[:2] == (1001).to_bytes(2, "big")
+        assert harness.wait_ended() == "browser broke the protocol"
+    finally:
+        harness.close()
+
+
+def test_unmasked_frame_from_the_browser_closes_with_1002(harness):
+    harness.browser.send_raw(b"\x81\x02hi")
+    assert harness.browser.receive_close().payload[:2] == (1002).to_bytes(2, "big")
+    assert harness.notebook.receive_close().payload[:2] == (1001).to_bytes(2, "big")
+    assert harness.wait_ended() == "browser broke the protocol"
+
+
+def test_unanswered_close_ends_the_relay_after_the_close_timeout(harness, monkeypatch):
+    monkeypatch.setattr(proxy, "CLOSE_TIMEOUT", 0.3)
+    # The relay reads the timeout when the close passes.
+    harness.browser.send(Frame(True, OP_CLOSE, close_payload(1000)))
+    harness.notebook.receive_close()
+    assert harness.wait_ended() == "close handshake timed out"
+
+
+def test_silent_browser_is_pinged_and_the_pong_is_kept_back():
+    harness = Harness(ping_freq=0.2, pong_tolerance=5)
+    try:
+        started = time.monotonic()
+        assert harness.browser.receive() == Frame(True, OP_PING, KEEPALIVE_PAYLOAD)
+        assert time.monotonic() - started >= 0.15
+        harness.browser.send(Frame(True, OP_PONG, KEEPALIVE_PAYLOAD))
+        # The pong is not passed on: the next thing the notebook sees is this.
+        harness.browser.send(Frame(True, OP_TEXT, b"after the pong"))
+        assert harness.notebook.receive() == Frame(True, OP_TEXT, b"after the pong")
+        # Still alive: pinged again after the next silence.
+        assert harness.browser.receive() == Frame(True, OP_PING, KEEPALIVE_PAYLOAD)
+        close_handshake(harness)
+    finally:
+        harness.close()
+
+
+def test_keepalive_ping_waits_for_the_end_of_a_frame_passing_to_the_browser():
+    harness = Harness(ping_freq=0.2, pong_tolerance=5)
+    try:
+        header, payload = encode_frame(Frame(True, OP_TEXT, b"y" * 1000), False)
+        harness.notebook.send_raw(header + payload[:10])
+        # Past the ping time, the frame is still cut: no ping may be put in the middle.
+        assert not wait_for(lambda: harness.relay.ping_sent_at is not None, 0.6)
+        harness.notebook.send_raw(payload[10:])
+        assert harness.browser.receive() == Frame(True, OP_TEXT, b"y" * 1000)
+        assert harness.browser.receive() == Frame(True, OP_PING, KEEPALIVE_PAYLOAD)
+        close_handshake(harness)
+    finally:
+        harness.close()
+
+
+def test_browser_that_does_not_answer_pings_is_given_up():
+    harness = Harness(ping_freq=0.2, pong_tolerance=0.3)
+    try:
+        assert harness.browser.receive() == Frame(True, OP_PING, KEEPALIVE_PAYLOAD)
+        assert harness.notebook.receive_close().payload[:2] == (1001).to_bytes(2, "big")
+        assert harness.wait_ended().startswith("browser did not answer a ping")
+    finally:
+        harness.close()
+
+
+def test_busy_notebook_does_not_keep_a_dead_browser_alive():
+    """Output flowing to the browser is no sign of life from it; only what it sends is."""
+    harness = Harness(ping_freq=0.2, pong_tolerance=0.3)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while harness.thread.is_alive() and time.monotonic() < deadline:
+            try:
+                harness.notebook.send(Frame(True, OP_TEXT, b"output"))
+            except OSError:
+                break
+            harness.thread.join(0.05)
+        assert harness.wait_ended().startswith("browser did not answer a ping")
+    finally:
+        harness.close()
+
+
+# serve_websocket's checks, before any relaying
+
+
+@pytest.fixture
+def fake_uwsgi(monkeypatch):
+    """A stand-in for the module uWSGI gives its Python apps."""
+    module = types.ModuleType("uwsgi")
+    module.opt = {}
+    monkeypatch.setitem(sys.modules, "uwsgi", module)
+    return module
+
+
+def websocket_request(**headers) -> Request:
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    return Request.blank("/notebook/api/kernels/abc/channels?session_id=s1", headers={**handshake, **headers})
+
+
+def test_outside_uwsgi_the_answer_is_501(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uwsgi", None)
+    assert proxy.serve_websocket(websocket_request(), 40000, "secret").status_code == 501
+
+
+def test_tls_inside_the_worker_is_refused(fake_uwsgi):
+    fake_uwsgi.opt["https-socket"] = b"0.0.0.0:443,cert,key"
+    assert proxy.serve_websocket(websocket_request(), 40000, "secret").status_code == 501
+
+
+def test_not_a_websocket_handshake_is_400(fake_uwsgi):
+    assert proxy.serve_websocket(websocket_request(**{"Sec-WebSocket-Key": ""}), 40000, "secret").status_code == 400
+
+
+def test_old_websocket_version_is_426(fake_uwsgi):
+    response = proxy.serve_websocket(websocket_request(**{"Sec-WebSocket-Version": "8"}), 40000, "secret")
+    assert response.status_code == 426
+    assert response.headers["Sec-WebSocket-Version"] == "13"
+
+
+def test_handshake_request_gives_a_relay_response_that_hides_the_token(fake_uwsgi):
+    request = websocket_request(**{"Sec-WebSocket-Protocol": "v1.kernel.websocket.jupyter.org, other"})
+    response = proxy.serve_websocket(request, 40001, "secret-token")
+    assert isinstance(response, proxy.WebsocketProxyResponse)
+    assert response.upstream_url == "ws://127.0.0.1:40001/notebook/api/kernels/abc/channels?session_id=s1"
+    assert response.protocols == ["v1.kernel.websocket.jupyter.org", "other"]
+    assert "secret-token" not in repr(response)
+    assert "secret-token" not in response.upstream_url
+
+
+def test_accept_key_is_the_rfc_example():
+    assert proxy.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
