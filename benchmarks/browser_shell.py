@@ -30,18 +30,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pyramid.paster import get_app
-from selenium.webdriver.chrome.service import Service
-from splinter import Browser, Config
+from splinter import Browser
 from webtest.http import StopableWSGIServer
 
 from pyramid_notebook.notebookmanager import NotebookManager
+from tests.chromium import new_browser
 from tests.demo_fixtures import notebook_folder_of, stop_all_notebooks, write_demo_ini
 from tests.test_browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
     PAGE_SECONDS,
     DemoSite,
-    chrome_options,
     log_in,
     run_cell,
     wait_for_kernel,
@@ -75,12 +72,7 @@ class Run:
 
 
 def open_chromium(stack: ExitStack) -> Browser:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        raise SystemExit("This benchmark needs {}: run `make browser`".format(" and ".join(missing)))
-    browser = Browser(
-        "chrome", options=chrome_options(), service=Service(str(CHROMEDRIVER)), config=Config(headless=True)
-    )
+    browser = new_browser()
     stack.callback(browser.quit)
     return browser
 

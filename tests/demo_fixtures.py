@@ -11,6 +11,8 @@ import psutil
 import pytest
 
 from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.server.notebook_daemon import is_gone
+from pyramid_notebook.server.notebook_daemon import process_tree as daemon_process_tree
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +83,12 @@ def stop_all_notebooks(notebook_folder: Path) -> list[str]:
 
 def process_tree(pid: int | None) -> list[psutil.Process]:
     """The process and its descendants (a notebook's kernels), or nothing."""
-    if pid is None:
-        return []
-    try:
-        process = psutil.Process(pid)
-        return [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+    return [] if pid is None else daemon_process_tree(pid)
 
 
 def is_alive(process: psutil.Process) -> bool:
     """False once the process has exited; a zombie waiting to be reaped has exited."""
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return not is_gone(process)
 
 
 #: Set by browser tests on their test item: the browsers they opened, and the

@@ -60,34 +60,14 @@ def execute_request(code: str, session: str) -> tuple[str, str]:
 
 
 def execute(ws, code: str, timeout: float = 60) -> dict:
-    """Run ``code`` and collect its results until the kernel is idle again.
+    """Run ``code`` over a legacy-protocol kernel websocket and collect its results until the kernel is idle.
 
     Returns ``stdout``, ``stderr``, ``result`` (text/plain of the last
-    expression), ``error`` (``ename: evalue``) and ``status``.
+    expression), ``display``, ``error`` (``ename: evalue``) and ``status``.
     """
-    text, msg_id = execute_request(code, session=uuid.uuid4().hex)
-    ws.send(text)
-    outcome = {"stdout": "", "stderr": "", "result": None, "error": None, "status": None}
-    deadline = time.monotonic() + timeout
-    idle = replied = False
-    while not (idle and replied):
-        ws.settimeout(max(0.1, deadline - time.monotonic()))
-        message = json.loads(ws.recv())
-        if message.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        kind, content = message["msg_type"], message["content"]
-        if kind == "stream":
-            outcome[content["name"]] += content["text"]
-        elif kind == "execute_result":
-            outcome["result"] = content["data"].get("text/plain")
-        elif kind == "error":
-            outcome["error"] = "{}: {}".format(content["ename"], content["evalue"])
-        elif kind == "execute_reply":
-            outcome["status"] = content["status"]
-            replied = True
-        elif kind == "status" and content["execution_state"] == "idle":
-            idle = True
-    return outcome
+    from tests.ws_client import KernelSocket
+
+    return KernelSocket(ws, None).execute(code, timeout)
 
 
 def run_in_notebook(context: dict, code: str, timeout: float = 60) -> dict:

@@ -20,11 +20,8 @@ import pytest
 import requests
 from pyramid.paster import get_app
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
-from splinter import Browser, Config
 from sqlalchemy import delete, select
 from webtest.http import StopableWSGIServer
 
@@ -35,6 +32,7 @@ pytest_plugins = ["tests.demo_fixtures"]
 # The plugin is imported here before pytest loads it: let pytest rewrite its asserts.
 pytest.register_assert_rewrite("tests.demo_fixtures")
 
+from tests.chromium import CODE_EDITOR, KERNEL_IDLE, new_browser  # noqa: E402
 from tests.demo_fixtures import (  # noqa: E402
     BROWSERS_KEY,
     NOTEBOOK_FOLDER_KEY,
@@ -49,24 +47,6 @@ from tests.demo_fixtures import (  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-#: Verified on this project's machines (see the field notes): headless, as root.
-CHROME_ARGUMENTS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,900",
-]
-
-#: Notebook 7 page parts.
-KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
-CODE_EDITOR = ".jp-Notebook .jp-CodeCell .cm-content"
 SHUTDOWN_LINK = "pyramid-notebook-shutdown"
 
 #: Seconds allowed for a notebook to start, open and have its kernel ready.
@@ -118,16 +98,6 @@ def stop_notebooks(request, site):
     assert not left, "Notebooks still running after the test: {}".format(left)
 
 
-def chrome_options() -> Options:
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in CHROME_ARGUMENTS:
-        options.add_argument(argument)
-    # Keep the page's console (failed websockets show up there) for the artifacts.
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return options
-
-
 @pytest.fixture
 def open_browser(request):
     """Open headless Chromium windows; all of them are closed after the test.
@@ -135,15 +105,10 @@ def open_browser(request):
     They are kept on the test item, so that the report hook in
     ``demo_fixtures`` can save what they show if the test fails.
     """
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail("Browser tests need {}: run `make browser`".format(" and ".join(missing)))
     opened = request.node.stash.setdefault(BROWSERS_KEY, [])
 
     def open_one():
-        browser = Browser(
-            "chrome", options=chrome_options(), service=Service(str(CHROMEDRIVER)), config=Config(headless=True)
-        )
+        browser = new_browser()
         opened.append(browser)
         return browser
 

@@ -116,13 +116,17 @@ def test_concurrent_launches_of_one_user_give_one_process(manager):
     results = [json.loads(launcher.communicate(timeout=120)[0]) for launcher in launchers]
     assert results[0][0] == results[1][0]
     assert sorted(created for _pid, created in results) == [False, True]
-    daemons = [
-        process
-        for process in psutil.process_iter(["cmdline"])
-        if str(manager.get_pid_file("alice")) in " ".join(process.info["cmdline"] or ())
-        and process.status() != psutil.STATUS_ZOMBIE
-    ]
-    assert [process.pid for process in daemons] == [results[0][0]]
+
+    def daemon_pids():
+        # The daemon, plus for about a second the launcher that forked it.
+        return [
+            process.pid
+            for process in psutil.process_iter(["cmdline"])
+            if str(manager.get_pid_file("alice")) in " ".join(process.info["cmdline"] or ())
+            and process.status() != psutil.STATUS_ZOMBIE
+        ]
+
+    assert wait_for(lambda: daemon_pids() == [results[0][0]], 10), daemon_pids()
 
 
 def test_five_users_at_once_get_five_ports(manager):

@@ -13,7 +13,6 @@ import os
 import re
 import statistics
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -22,6 +21,7 @@ import websocket
 
 from pyramid_notebook.notebookmanager import NotebookManager
 from pyramid_notebook.waiting import wait_for
+from tests.chromium import CODE_EDITOR, KERNEL_IDLE, new_browser
 from tests.demo_fixtures import PASSWORD
 from tests.uwsgi_site import NGINX, cookie_header, log_in, running_nginx, running_uwsgi, start_notebook
 from tests.ws_client import (
@@ -91,7 +91,14 @@ def test_code_runs_over_the_proxied_websocket(site, user, kernel, protocol):
     kernel_ws = kernel_socket(site.base, user, kernel, protocol)
     try:
         outcome = kernel_ws.execute("print('hello'); 6 * 7")
-        assert outcome == {"stdout": "hello\n", "result": "42", "display": [], "error": None, "status": "ok"}
+        assert outcome == {
+            "stdout": "hello\n",
+            "stderr": "",
+            "result": "42",
+            "display": [],
+            "error": None,
+            "status": "ok",
+        }
         # Frames kept their type: JSON text for legacy, binary for v1.
         assert kernel_ws.opcodes == {websocket.ABNF.OPCODE_BINARY if protocol else websocket.ABNF.OPCODE_TEXT}
     finally:
@@ -233,22 +240,6 @@ def test_ping_passes_and_the_close_code_goes_through_and_back(site, user, kernel
         ws.shutdown()
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-#: Headless Chromium as root (see the field notes).
-CHROME_ARGUMENTS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,900",
-]
-KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
-CODE_EDITOR = ".jp-Notebook .jp-CodeCell .cm-content"
 OUTPUTS = ".jp-OutputArea-output"
 
 
@@ -261,20 +252,10 @@ def page_texts(browser, css: str) -> list[str]:
 def test_browser_runs_a_cell_through_uwsgi(site):
     """A real notebook page: its websockets go through uWSGI, since the site has the proxy configured."""
     from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
-    from splinter import Browser, Config
 
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail("Browser tests need {}: run `make browser`".format(" and ".join(missing)))
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in CHROME_ARGUMENTS:
-        options.add_argument(argument)
-    browser = Browser("chrome", options=options, service=Service(str(CHROMEDRIVER)), config=Config(headless=True))
+    browser = new_browser()
     manager = NotebookManager(site.notebook_folder)
     try:
         browser.visit(site.base + "/login")

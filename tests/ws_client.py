@@ -98,9 +98,9 @@ class KernelSocket:
         return json.loads(data)
 
     def execute(self, code: str, timeout: float = 120) -> dict:
-        """Run ``code``; collect stdout, the result's text/plain, displayed text/plain, and the status."""
+        """Run ``code``; collect stdout, stderr, the result's text/plain, displayed text/plain, and the status."""
         msg_id = self.send_execute(code)
-        outcome = {"stdout": "", "result": None, "display": [], "error": None, "status": None}
+        outcome = {"stdout": "", "stderr": "", "result": None, "display": [], "error": None, "status": None}
         deadline = time.monotonic() + timeout
         idle = replied = False
         while not (idle and replied):
@@ -109,8 +109,8 @@ class KernelSocket:
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]
-            if kind == "stream" and content["name"] == "stdout":
-                outcome["stdout"] += content["text"]
+            if kind == "stream":
+                outcome[content["name"]] += content["text"]
             elif kind == "execute_result":
                 outcome["result"] = content["data"].get("text/plain")
             elif kind == "display_data":
