@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from pyramid_notebook.waiting import wait_for
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
@@ -17,6 +19,9 @@ CHROME_ARGUMENTS = [
     "--no-first-run",
     "--window-size=1280,900",
 ]
+
+#: Seconds a page part may take to appear.
+PAGE_SECONDS = 15
 
 #: Notebook 7 page parts.
 KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
@@ -44,3 +49,36 @@ def new_browser():
     if missing:
         pytest.fail("Browser tests need {}: run `make browser`".format(" and ".join(missing)))
     return Browser("chrome", options=chrome_options(), service=Service(str(CHROMEDRIVER)), config=Config(headless=True))
+
+
+def page_text(browser, css: str) -> list[str]:
+    """The visible text of every element matching ``css``, read in one go (no stale elements)."""
+    script = "return Array.from(document.querySelectorAll(arguments[0])).map(element => element.innerText);"
+    return browser.execute_script(script, css)
+
+
+def type_into_last_cell(browser, code: str) -> None:
+    """Type ``code`` into the last code cell and run it with Shift+Enter.
+
+    The first cell is rendered again just after the notebook loads, so the
+    editor found may go stale before it is clicked: find it again then.
+    """
+
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    def focus_editor():
+        try:
+            editor = browser.find_by_css(CODE_EDITOR).last
+            editor.click()
+            return editor
+        except StaleElementReferenceException:
+            return None
+
+    editor = wait_for(focus_editor, PAGE_SECONDS)
+    assert editor is not None, "no code cell to type into"
+    ActionChains(browser.driver).send_keys(code).perform()
+    typed = page_text(browser, CODE_EDITOR)[-1]
+    assert typed == code, "the cell holds {!r}, not what was typed".format(typed)
+    ActionChains(browser.driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()

@@ -19,9 +19,6 @@ import psutil
 import pytest
 import requests
 from pyramid.paster import get_app
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.keys import Keys
 from sqlalchemy import delete, select
 from webtest.http import StopableWSGIServer
 
@@ -32,7 +29,13 @@ pytest_plugins = ["tests.demo_fixtures"]
 # The plugin is imported here before pytest loads it: let pytest rewrite its asserts.
 pytest.register_assert_rewrite("tests.demo_fixtures")
 
-from tests.chromium import CODE_EDITOR, KERNEL_IDLE, new_browser  # noqa: E402
+from tests.chromium import (  # noqa: E402
+    KERNEL_IDLE,
+    PAGE_SECONDS,
+    new_browser,
+    page_text,
+    type_into_last_cell,
+)
 from tests.demo_fixtures import (  # noqa: E402
     BROWSERS_KEY,
     NOTEBOOK_FOLDER_KEY,
@@ -53,8 +56,6 @@ SHUTDOWN_LINK = "pyramid-notebook-shutdown"
 NOTEBOOK_READY_SECONDS = 60
 #: Seconds allowed for a cell's output to appear.
 OUTPUT_SECONDS = 30
-#: Seconds allowed for an ordinary site page.
-PAGE_SECONDS = 15
 
 
 @dataclass
@@ -191,37 +192,8 @@ def wait_for_greeting(browser, expected: str) -> str:
     return found
 
 
-def page_text(browser, css: str) -> list[str]:
-    """The visible text of every element matching ``css``, read in one go (no stale elements)."""
-    script = "return Array.from(document.querySelectorAll(arguments[0])).map(element => element.innerText);"
-    return browser.execute_script(script, css)
-
-
 def greeting_text(browser) -> str:
     return "\n".join(page_text(browser, ".jp-MarkdownCell .jp-RenderedMarkdown"))
-
-
-def type_into_last_cell(browser, code: str) -> None:
-    """Type ``code`` into the last code cell and run it with Shift+Enter.
-
-    The first cell is rendered again just after the notebook loads, so the
-    editor found may go stale before it is clicked: find it again then.
-    """
-
-    def focus_editor():
-        try:
-            editor = browser.find_by_css(CODE_EDITOR).last
-            editor.click()
-            return editor
-        except StaleElementReferenceException:
-            return None
-
-    editor = wait_for(focus_editor, PAGE_SECONDS)
-    assert editor is not None, "no code cell to type into"
-    ActionChains(browser.driver).send_keys(code).perform()
-    typed = page_text(browser, CODE_EDITOR)[-1]
-    assert typed == code, "the cell holds {!r}, not what was typed".format(typed)
-    ActionChains(browser.driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
 
 
 def run_cell(browser, code: str, expected: str) -> str:

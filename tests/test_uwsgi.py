@@ -21,7 +21,7 @@ import websocket
 
 from pyramid_notebook.notebookmanager import NotebookManager
 from pyramid_notebook.waiting import wait_for
-from tests.chromium import CODE_EDITOR, KERNEL_IDLE, new_browser
+from tests.chromium import KERNEL_IDLE, new_browser, type_into_last_cell
 from tests.demo_fixtures import PASSWORD
 from tests.uwsgi_site import NGINX, cookie_header, log_in, running_nginx, running_uwsgi, start_notebook
 from tests.ws_client import (
@@ -251,9 +251,6 @@ def page_texts(browser, css: str) -> list[str]:
 
 def test_browser_runs_a_cell_through_uwsgi(site):
     """A real notebook page: its websockets go through uWSGI, since the site has the proxy configured."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
 
     browser = new_browser()
     manager = NotebookManager(site.notebook_folder)
@@ -281,17 +278,7 @@ def test_browser_runs_a_cell_through_uwsgi(site):
         assert connected != "failed", "the notebook did not start under uWSGI: " + browser.find_by_tag("body").text
         assert connected, "the notebook's kernel did not connect; page at " + browser.url
 
-        def focus_editor():
-            try:
-                editor = browser.find_by_css(CODE_EDITOR).last
-                editor.click()
-                return editor
-            except StaleElementReferenceException:
-                return None
-
-        assert wait_for(focus_editor, 15), "no code cell"
-        ActionChains(browser.driver).send_keys("print('through', 6 * 7)").perform()
-        ActionChains(browser.driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+        type_into_last_cell(browser, "print('through', 6 * 7)")
         assert wait_for(lambda: any("through 42" in text for text in page_texts(browser, OUTPUTS)), 30), page_texts(
             browser, OUTPUTS
         )
