@@ -281,15 +281,16 @@ class NotebookManager:
     def daemon_command(self, action: str, *arguments) -> list[str]:
         return [self.python, "-m", "pyramid_notebook.server.notebook_daemon", action, *map(str, arguments)]
 
-    def get_state(self, name: str) -> tuple[str, str]:
+    def get_state(self, name: str, context: dict | None = None) -> tuple[str, str]:
         """Where the user's notebook is: ``(state, reason)``, the state one of
         :data:`STARTING`, :data:`RUNNING`, :data:`FAILED` or :data:`STOPPED`.
 
         Read from the files alone, so any web process can answer: the daemon
         marks the context ``ready`` once its server listens, a launcher that
         failed leaves ``start_error``, and a stop leaves ``stopped_at``.
+        A caller that has just read the context may pass it, to spare a read.
         """
-        context = self.get_context(name)
+        context = self.get_context(name) if context is None else context
         if context is None or context.get("stopped_at"):
             return STOPPED, "no notebook is running"
         if context.get("start_error"):

@@ -131,10 +131,10 @@ def notebook_proxy(request: Request, username: str) -> Response:
         logger.warning("Refused cross-site %s %s for %s", request.method, request.path, username)
         return Response(status=403, content_type="text/plain", text="Cross-site request refused.")
     manager = _manager(request)
-    state, reason = manager.get_state(username)
+    context = manager.get_context(username)
+    state, reason = manager.get_state(username, context)
     if state != RUNNING or remainder == STATUS_PATH:
         return _unavailable(request, username, remainder, state, reason)
-    context = manager.get_context(username)
     if is_websocket_upgrade(request):
         if settings.websocket_proxy is None:
             return Response(
