@@ -11,7 +11,7 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*"]),
-    package_data={"pyramid_notebook.demo": ["templates/*.jinja2"]},
+    package_data={"pyramid_notebook.demo": ["templates/*.jinja2"], "pyramid_notebook.server": ["templates/*.html"]},
     zip_safe=False,
     classifiers=[
         "Framework :: Pyramid",

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from pyramid_notebook.notebookmanager import NotebookManager, port_is_free
-from pyramid_notebook.server.notebook_daemon import terminate_tree
+from pyramid_notebook.server.processes import terminate_tree
 from pyramid_notebook.waiting import wait_for
 
 RUNS = 5

@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 
 from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.server.workspace import notebook_root
 from tests.site_server import launch, peak_rss, running_site
 
 REQUESTS = 500
@@ -57,7 +58,7 @@ def main() -> None:
         context = NotebookManager(folder).get_context("alice")
         direct_base = "http://127.0.0.1:{}".format(context["http_port"])
         direct = {"Authorization": "token " + context["token"]}
-        with open(folder / "alice" / "download.bin", "wb") as stream:
+        with open(notebook_root(folder / "alice") / "download.bin", "wb") as stream:
             stream.write(os.urandom(100 * MB))
 
         with requests.Session() as session:

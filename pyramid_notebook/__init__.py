@@ -12,19 +12,16 @@ the package too, and needs neither Pyramid nor requests.
 
 
 def includeme(config) -> None:
-    """Read the settings and make the notebook manager and the proxy's HTTP session."""
-    from pyramid.exceptions import ConfigurationError
+    """Read and check the settings, then make the notebook manager and the proxy's HTTP session.
 
+    A setting that cannot work raises ConfigurationError naming it, so the
+    site does not start rather than failing on a user's first launch.
+    """
     from pyramid_notebook.proxy import make_upstream_session
-    from pyramid_notebook.settings import PREFIX, make_manager, parse_settings
+    from pyramid_notebook.settings import make_manager, parse_settings
 
     notebook_settings = parse_settings(config.get_settings())
     registry = config.registry
     registry.notebook_settings = notebook_settings
-    try:
-        registry.notebook_manager = make_manager(notebook_settings)
-    except OSError as error:
-        raise ConfigurationError(
-            "{}notebook_folder {} cannot be used: {}".format(PREFIX, notebook_settings.notebook_folder, error)
-        ) from None
+    registry.notebook_manager = make_manager(notebook_settings)
     registry.notebook_upstream_session = make_upstream_session()

@@ -4,6 +4,7 @@ It reads the notebook folder from the site's INI file, just as the site does,
 so an operator never has to hunt for processes by hand::
 
     pyramid-notebook production.ini list
+    pyramid-notebook production.ini list --all      # also stopped ones: when, why, launched from where
     pyramid-notebook production.ini stop mikko@example.com
     pyramid-notebook production.ini stop-all
 """
@@ -15,7 +16,8 @@ import sys
 from pyramid.exceptions import ConfigurationError
 
 from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.report import status_row, text_table
+from pyramid_notebook.report import STOPPED_COLUMNS, split_statuses, status_row, stopped_row, text_table
+from pyramid_notebook.server.context import STOPPED_BY_CLI
 from pyramid_notebook.settings import make_manager, parse_settings
 
 
@@ -27,18 +29,34 @@ def manager_from_ini(config_uri: str, app_name: str = "main") -> NotebookManager
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: the site's INI file, then one of ``list``, ``stop USER``, ``stop-all``."""
     parser = argparse.ArgumentParser(prog="pyramid-notebook", description="List and stop the users' notebooks.")
     parser.add_argument("config_uri", help="the site's INI file, e.g. production.ini")
     parser.add_argument("--app-name", default="main", help="the app section in the INI file (default: main)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="show the running notebooks")
+    listing = commands.add_parser("list", help="show the running notebooks")
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help="also show notebooks that do not run: when and why they stopped, where they were launched",
+    )
     stop = commands.add_parser("stop", help="stop one user's notebook")
     stop.add_argument("user")
     commands.add_parser("stop-all", help="stop every notebook")
     return parser
 
 
+def list_notebooks(manager: NotebookManager, include_stopped: bool) -> str:
+    """The running notebooks as a table; with ``include_stopped``, a second of those that do not run."""
+    running, stopped = split_statuses(manager.list_notebooks(include_stopped=include_stopped))
+    text = text_table([status_row(status) for status in running])
+    if include_stopped:
+        text += "\n\nNot running:\n" + text_table([stopped_row(status) for status in stopped], STOPPED_COLUMNS)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; 0 on success, 1 when there was nothing to stop, 2 on bad input."""
     arguments = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
@@ -47,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("pyramid-notebook: {}\n".format(error))
         return 2
     if arguments.command == "list":
-        statuses = manager.list_notebooks()
-        sys.stdout.write(text_table([status_row(status) for status in statuses]) + "\n")
+        sys.stdout.write(list_notebooks(manager, arguments.all) + "\n")
         return 0
     if arguments.command == "stop":
         try:
@@ -59,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         if not running:
             sys.stderr.write("pyramid-notebook: no notebook runs for {}\n".format(arguments.user))
             return 1
-        manager.stop_notebook(arguments.user)
+        manager.stop_notebook(arguments.user, reason=STOPPED_BY_CLI)
         sys.stdout.write("Stopped the notebook of {}\n".format(arguments.user))
         return 0
     stopped = [status["name"] for status in manager.list_notebooks()]
     for name in stopped:
-        manager.stop_notebook(name)
+        manager.stop_notebook(name, reason=STOPPED_BY_CLI)
     sys.stdout.write("Stopped {} notebook(s){}\n".format(len(stopped), ": " + ", ".join(stopped) if stopped else ""))
     return 0
 

@@ -31,13 +31,21 @@ def allowed_origins(request: Request, alternative_domain: str | None) -> set[str
 
 
 def is_websocket_upgrade(request: Request) -> bool:
+    """True for a websocket handshake, which browsers send cross-site without any CORS check."""
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 def request_origin(request: Request) -> str | None:
-    """Where the request says it comes from: ``Origin``, else the origin of ``Referer``."""
+    """Where the request says it comes from: ``Origin``, else the origin of ``Referer``.
+
+    ``Referer`` is consulted only when there is no ``Origin`` header at all.
+    Browsers send ``Origin: null`` from sandboxed frames, ``data:`` documents
+    and after cross-origin redirects: that is a foreign page hiding where it
+    is, and a ``Referer`` beside it (which the foreign page may control)
+    must not vouch for it.
+    """
     origin = request.headers.get("Origin")
-    if origin and origin != "null":
+    if origin is not None:
         return origin_of(origin)
     referer = request.headers.get("Referer")
     return origin_of(referer) if referer else None
@@ -48,3 +56,27 @@ def is_cross_site(request: Request, alternative_domain: str | None) -> bool:
     if request.method in SAFE_METHODS and not is_websocket_upgrade(request):
         return False
     return request_origin(request) not in allowed_origins(request, alternative_domain)
+
+
+def is_foreign_navigation(request: Request, alternative_domain: str | None) -> bool:
+    """True if a page of another web site sent the browser here, even by a plain link (a GET).
+
+    ``Sec-Fetch-Site`` (sent by current browsers) says so directly; where it
+    is missing or says "same-site", an ``Origin`` or ``Referer`` that is not
+    the site's or the alternative domain's does.  A
+    request with none of them (a bookmark, a typed address, a script) is the
+    user's own.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site in ("same-origin", "none"):
+        return False
+    if fetch_site == "cross-site":
+        return True
+    # "same-site" (a sibling host, such as the alternative notebook domain),
+    # or an older browser: the sending page's origin decides.
+    sender = request.headers.get("Origin")
+    if sender is None:
+        sender = request.headers.get("Referer")
+        if sender is None:
+            return False
+    return origin_of(sender) not in allowed_origins(request, alternative_domain)

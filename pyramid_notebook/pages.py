@@ -14,8 +14,10 @@ PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 4rem auto; padding: 0 1rem; color: #222; }}
 pre {{ background: #f4f4f4; padding: 1rem; overflow-x: auto; font-size: 0.85rem; }}
-a.button {{ display: inline-block; padding: 0.5rem 1rem; background: #1565c0; color: #fff; text-decoration: none;
-  border-radius: 4px; }}
+a.button, button {{ display: inline-block; padding: 0.5rem 1rem; background: #1565c0; color: #fff;
+  text-decoration: none; border: 0; border-radius: 4px; font: inherit; cursor: pointer; }}
+button.danger {{ background: #c62828; }}
+form {{ display: inline-block; margin: 0 0.5rem 0 0; }}
 </style></head>
 <body>
 <h1>{title}</h1>
@@ -24,10 +26,19 @@ a.button {{ display: inline-block; padding: 0.5rem 1rem; background: #1565c0; co
 </html>
 """
 
+#: The field a confirmation form posts back to a launch view: a launch that
+#: carries it (and the site's CSRF token) may start or restart the notebook.
+CONFIRM_FIELD = "pyramid_notebook.confirm"
+
 BANNER = """<div id="pyramid-notebook-banner" style="position:fixed;right:12px;bottom:12px;z-index:10000;
 font:13px system-ui,sans-serif;background:#fff;border:1px solid #bbb;border-radius:4px;padding:4px 10px;
-box-shadow:0 1px 4px rgba(0,0,0,.2)"><a id="pyramid-notebook-shutdown" href="{url}" style="color:#c62828">
-Shut down notebook and return to the site</a></div>"""
+box-shadow:0 1px 4px rgba(0,0,0,.2)"><form method="post" action="{url}" style="margin:0">
+<input type="hidden" name="csrf_token" value="{csrf_token}"><button id="pyramid-notebook-shutdown" type="submit"
+style="color:#c62828;background:none;border:0;padding:0;font:inherit;cursor:pointer;text-decoration:underline">
+Shut down notebook and return to the site</button></form></div>"""
+
+POST_FORM = """<form method="post" action="{action}"><input type="hidden" name="csrf_token" value="{csrf_token}">
+{fields}<button type="submit" id="{button_id}" class="{button_class}">{label}</button></form>"""
 
 
 def html_page(title: str, body_html: str, status: int) -> Response:
@@ -89,6 +100,97 @@ def start_failed_page(reason: str) -> Response:
     return html_page("Notebook did not start", body, 500)
 
 
-def banner(shutdown_url: str) -> str:
-    """The link added to notebook pages that shuts the notebook down and goes back to the site."""
-    return BANNER.format(url=escape(shutdown_url))
+def banner(shutdown_url: str, csrf_token: str) -> str:
+    """The control added to notebook pages that shuts the notebook down and goes back to the site.
+
+    It is a form that POSTs the site's CSRF token: stopping a notebook
+    throws its kernels' state away, so no link on another web site may do it.
+    """
+    return BANNER.format(url=escape(shutdown_url), csrf_token=escape(csrf_token))
+
+
+def post_form(
+    action: str, csrf_token: str, label: str, button_id: str, fields: dict | None = None, danger: bool = False
+) -> str:
+    """A one-button form that POSTs to ``action`` with the site's CSRF token and ``fields``."""
+    hidden = "".join(
+        '<input type="hidden" name="{}" value="{}">'.format(escape(name), escape(value))
+        for name, value in (fields or {}).items()
+    )
+    return POST_FORM.format(
+        action=escape(action),
+        csrf_token=escape(csrf_token),
+        fields=hidden,
+        button_id=escape(button_id),
+        button_class="danger" if danger else "",
+        label=escape(label),
+    )
+
+
+def describe_age(seconds: float) -> str:
+    """``seconds`` ago in words a person reads at a glance: "just now", "3 minutes ago", "2 hours ago"."""
+    if seconds < 60:
+        return "just now"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return "{} minute{} ago".format(minutes, "" if minutes == 1 else "s")
+    return "{} hours ago".format(minutes // 60)
+
+
+def confirm_restart_page(
+    launch_url: str, running_url: str, running_from: str | None, last_used_ago: float, csrf_token: str
+) -> Response:
+    """Asked when a page would restart a notebook that is in use with another context.
+
+    A restart throws away every variable the user's kernels hold, so it
+    never happens on a GET alone: a link on another web site could send one.
+    """
+    where = (
+        'opened from <a href="{0}" id="pyramid-notebook-running-from">{0}</a>'.format(escape(running_from))
+        if running_from
+        else "opened from another page"
+    )
+    body = (
+        '<p id="pyramid-notebook-confirm-restart">Your notebook is running with another context '
+        "({}, last used {}).</p>"
+        "<p>Restarting it with this page's context ends its kernels: unsaved variables are lost. "
+        "Saved notebooks stay.</p>"
+        '<p><a class="button" id="pyramid-notebook-open-running" href="{}">Open the running notebook</a></p>'
+        "<p>{}</p>".format(
+            where,
+            escape(describe_age(last_used_ago)),
+            escape(running_url),
+            post_form(
+                launch_url,
+                csrf_token,
+                "Restart with this page's context",
+                "pyramid-notebook-restart",
+                {CONFIRM_FIELD: "restart"},
+                danger=True,
+            ),
+        )
+    )
+    return html_page("Your notebook is running with another context", body, 200)
+
+
+def confirm_start_page(launch_url: str, csrf_token: str) -> Response:
+    """Asked when a launch arrives from another web site: starting a notebook is the user's decision."""
+    body = (
+        '<p id="pyramid-notebook-confirm-start">A link from another web site asks to open a notebook shell '
+        "on this site.</p>"
+        "<p>Start it only if you meant to.</p><p>{}</p>".format(
+            post_form(launch_url, csrf_token, "Start the notebook", "pyramid-notebook-start", {CONFIRM_FIELD: "start"})
+        )
+    )
+    return html_page("Start a notebook?", body, 200)
+
+
+def confirm_shutdown_page(shutdown_url: str, csrf_token: str) -> Response:
+    """The answer to a GET of the shutdown URL: a form, since a shutdown must be a POST."""
+    body = (
+        '<p id="pyramid-notebook-confirm-shutdown">Shut down your notebook? Its kernels end; saved notebooks stay.</p>'
+        "<p>{}</p>".format(
+            post_form(shutdown_url, csrf_token, "Shut down", "pyramid-notebook-confirm-shutdown-button", danger=True)
+        )
+    )
+    return html_page("Shut down your notebook?", body, 200)

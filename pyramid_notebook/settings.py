@@ -1,4 +1,12 @@
-"""The ``pyramid_notebook.*`` settings: read once, checked, and named in every error."""
+"""The ``pyramid_notebook.*`` settings: read once, checked, and named in every error.
+
+A value that cannot work stops start-up with a ConfigurationError that names
+the setting, rather than failing later in a user's launch or a proxied request.
+"""
+import math
+import os
+import shlex
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,103 +14,255 @@ from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
-from pyramid.settings import aslist
+
+from pyramid_notebook.notebookmanager import NotebookManager, default_python
 
 PREFIX = "pyramid_notebook."
+
+#: The highest TCP port number plus one: ``min_port + port_range`` may reach it, not pass it.
+PORT_LIMIT = 65536
+
+#: Jupyter server options the daemon sets itself; one given again in notebook_args would override
+#: them, and the manager would then look for the notebook on the wrong port, path or address.
+MANAGED_SERVER_OPTIONS = frozenset(
+    {"port", "port_retries", "ip", "base_url", "root_dir", "notebook_dir", "token", "allow_origin", "websocket_url"}
+)
+
+#: The configurable classes through which the managed options can be set on the command line.
+SERVER_OPTION_CLASSES = frozenset({"", "ServerApp", "NotebookApp", "JupyterNotebookApp", "IdentityProvider"})
+
+#: Longest upstream_timeout: a day is already more than any notebook should take to answer, and
+#: socket timeouts past about 9.2e9 seconds overflow (every proxied request would then fail).
+MAX_UPSTREAM_TIMEOUT = 24 * 3600
+
+#: Ports an origin has when it names none; a browser's Origin header leaves them out.
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
 class NotebookSettings:
-    """The checked ``pyramid_notebook.*`` settings."""
+    """The checked ``pyramid_notebook.*`` settings; each field is the setting of the same name."""
 
+    #: Folder of the users' work folders (pid file, context file, logs, notebooks); made and write-tested at start-up.
     notebook_folder: Path
+    #: Seconds after which a notebook ends itself, used or not: the hard limit (default 3600, at least 1).
     kill_timeout: int
+    #: Seconds without use after which a notebook ends itself; 0 turns this off (default 1800).
     idle_timeout: float
+    #: First localhost port handed out to notebooks (default 40000, 1024 to 65535).
     min_port: int
+    #: How many ports from min_port on may be used: the most notebooks at once (default 1000, at least 1).
     port_range: int
+    #: Seconds a new notebook may take to answer before its start counts as failed (default 60, at least 1).
     start_timeout: float
-    #: The view callable that carries websockets, or ``None`` in development.
+    #: The view callable that carries websockets (e.g. pyramid_notebook.uwsgi.serve_websocket), or None in development.
     websocket_proxy: object
-    #: ``scheme://host[:port]`` that serves notebooks instead of the site's own.
+    #: ``scheme://host[:port]`` that serves notebook pages and websockets instead of the site's own, or None.
     alternative_domain: str | None
-    python: str | None
-    #: Extra command line arguments for every notebook server.
+    #: Absolute path of the Python that runs the notebook daemons and kernels (default: this environment's).
+    python: str
+    #: Extra command line arguments for every notebook server, split as a shell would (default none).
     notebook_args: tuple[str, ...]
+    #: Most proxied HTTP requests one user may have in flight in one web process; more get 503 (default 4, at least 1).
+    max_user_requests: int
+    #: Seconds the proxy waits for a notebook to connect or send its next chunk before 504 (default 30, at most 86400).
+    upstream_timeout: float
 
 
-def _number(settings: dict, name: str, default, kind=int, minimum=1):
+def _text(settings: dict, name: str) -> str:
+    """The setting as stripped text; empty when it is missing or blank."""
+    raw = settings.get(PREFIX + name)
+    return "" if raw is None else str(raw).strip()
+
+
+def _whole_number(settings: dict, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    """An integer setting within ``[minimum, maximum]``."""
     raw = settings.get(PREFIX + name, default)
     try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            "{}{} must be a number, got {!r}".format(PREFIX, name, raw)
-        ) from None
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigurationError("{}{} must be a whole number, got {!r}".format(PREFIX, name, raw)) from None
     if value < minimum:
         raise ConfigurationError("{}{} must be at least {}, got {!r}".format(PREFIX, name, minimum, raw))
+    if maximum is not None and value > maximum:
+        raise ConfigurationError("{}{} must be at most {}, got {!r}".format(PREFIX, name, maximum, raw))
     return value
 
 
+def _seconds(
+    settings: dict,
+    name: str,
+    default: float,
+    minimum: float,
+    minimum_allowed: bool = True,
+    maximum: float | None = None,
+) -> float:
+    """A finite number of seconds: at least ``minimum`` (above it, unless ``minimum_allowed``), at most ``maximum``."""
+    raw = settings.get(PREFIX + name, default)
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigurationError("{}{} must be a number of seconds, got {!r}".format(PREFIX, name, raw)) from None
+    if not math.isfinite(value):
+        raise ConfigurationError("{}{} must be a finite number of seconds, got {!r}".format(PREFIX, name, raw))
+    if value < minimum or (value == minimum and not minimum_allowed):
+        raise ConfigurationError(
+            "{}{} must be {} {:g} seconds, got {!r}".format(
+                PREFIX, name, "at least" if minimum_allowed else "more than", minimum, raw
+            )
+        )
+    if maximum is not None and value > maximum:
+        raise ConfigurationError("{}{} must be at most {:g} seconds, got {!r}".format(PREFIX, name, maximum, raw))
+    return value
+
+
+def _notebook_folder(settings: dict) -> Path:
+    """The notebook folder, made if missing, and proven writable by creating and deleting a file in it."""
+    raw = _text(settings, "notebook_folder")
+    if not raw:
+        raise ConfigurationError(
+            "{}notebook_folder is not set: name a folder for the users' notebooks, e.g. {}".format(
+                PREFIX, Path(tempfile.gettempdir()) / "pyramid_notebook"
+            )
+        )
+    folder = Path(raw).absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except FileExistsError:
+        raise ConfigurationError("{}notebook_folder {} is a file, not a folder".format(PREFIX, folder)) from None
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(
+            "{}notebook_folder {!r} cannot be created or written: {}".format(PREFIX, raw, error)
+        ) from None
+    return folder
+
+
+def _port_settings(settings: dict) -> tuple[int, int]:
+    """``min_port`` and ``port_range``, whose ports must all exist."""
+    min_port = _whole_number(settings, "min_port", 40000, minimum=1024, maximum=PORT_LIMIT - 1)
+    port_range = _whole_number(settings, "port_range", 1000, minimum=1)
+    if min_port + port_range > PORT_LIMIT:
+        raise ConfigurationError(
+            "{0}min_port + {0}port_range must not pass {1}, got {2} + {3}: the last port would be {4}".format(
+                PREFIX, PORT_LIMIT, min_port, port_range, min_port + port_range - 1
+            )
+        )
+    return min_port, port_range
+
+
 def _origin(settings: dict, name: str) -> str | None:
-    raw = (settings.get(PREFIX + name) or "").strip()
+    """An origin as browsers send it (lower case, no default port), or None when the setting is empty."""
+    raw = _text(settings, name)
     if not raw:
         return None
+    problem = "must be a scheme and host such as https://ws.example.com, without path, query or user name"
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        raise ConfigurationError(
-            "{}{} must be a scheme and host such as https://ws.example.com, got {!r}".format(PREFIX, name, raw)
-        )
-    return "{}://{}".format(parts.scheme, parts.netloc)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError("{}{} has a bad port: {!r}".format(PREFIX, name, raw)) from None
+    if (
+        parts.scheme not in DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or any(character.isspace() for character in raw)
+    ):
+        raise ConfigurationError("{}{} {}, got {!r}".format(PREFIX, name, problem, raw))
+    host = "[{}]".format(parts.hostname) if ":" in parts.hostname else parts.hostname
+    if port is not None and port != DEFAULT_PORTS[parts.scheme]:
+        host = "{}:{}".format(host, port)
+    return "{}://{}".format(parts.scheme, host)
 
 
 def _websocket_proxy(settings: dict):
-    name = (settings.get(PREFIX + "websocket_proxy") or "").strip()
+    """The websocket view callable named by a dotted name, or None when the setting is empty."""
+    name = _text(settings, "websocket_proxy")
     if not name:
         return None
     try:
         proxy = DottedNameResolver().resolve(name)
-    except (ImportError, ValueError) as error:
+    except Exception as error:  # Whatever importing the site's module raises, say which setting named it.
         raise ConfigurationError(
-            "{}websocket_proxy: cannot import {!r}: {}".format(PREFIX, name, error)
+            "{}websocket_proxy: cannot import {!r}: {}: {}".format(PREFIX, name, type(error).__name__, error)
         ) from None
     if not callable(proxy):
         raise ConfigurationError("{}websocket_proxy: {!r} is not callable".format(PREFIX, name))
     return proxy
 
 
+def _python(settings: dict) -> str:
+    """The absolute path of an executable Python: the setting's, else this environment's."""
+    raw = _text(settings, "python")
+    if not raw:
+        try:
+            return default_python()
+        except RuntimeError as error:
+            raise ConfigurationError(str(error)) from None
+    found = shutil.which(raw)
+    if found is None:
+        path = Path(raw)
+        if os.sep not in raw:
+            problem = "is not found on PATH"
+        elif not path.exists():
+            problem = "does not exist"
+        elif path.is_dir():
+            problem = "is a folder"
+        else:
+            problem = "is not executable"
+        raise ConfigurationError("{}python {!r} {}".format(PREFIX, raw, problem))
+    return os.path.abspath(found)
+
+
+def _notebook_args(settings: dict) -> tuple[str, ...]:
+    """The extra notebook server arguments, split as a shell would, none overriding what the daemon sets."""
+    raw = _text(settings, "notebook_args")
+    try:
+        arguments = tuple(shlex.split(raw))
+    except ValueError as error:
+        raise ConfigurationError("{}notebook_args cannot be split into arguments: {}".format(PREFIX, error)) from None
+    for argument in arguments:
+        if not argument.startswith("--"):
+            continue
+        option = argument[2:].split("=", 1)[0].replace("-", "_")
+        owner, _dot, trait = option.rpartition(".")
+        if owner in SERVER_OPTION_CLASSES and trait in MANAGED_SERVER_OPTIONS:
+            raise ConfigurationError(
+                "{}notebook_args: {!r} would override what pyramid_notebook sets itself ({})".format(
+                    PREFIX, argument.split("=", 1)[0], ", ".join(sorted(MANAGED_SERVER_OPTIONS))
+                )
+            )
+    return arguments
+
+
 def parse_settings(settings: dict) -> NotebookSettings:
     """Check the ``pyramid_notebook.*`` settings; a bad one raises ConfigurationError naming it."""
-    folder = (settings.get(PREFIX + "notebook_folder") or "").strip()
-    if not folder:
-        raise ConfigurationError(
-            "{}notebook_folder is not set: name a folder for the users' notebooks, e.g. {}".format(
-                PREFIX, Path(tempfile.gettempdir()) / "pyramid_notebook"
-            )
-        )
-    min_port = _number(settings, "min_port", 40000, minimum=1024)
-    port_range = _number(settings, "port_range", 1000)
-    if min_port + port_range > 65536:
-        raise ConfigurationError(
-            "{0}min_port + {0}port_range must not pass 65536, got {1} + {2}".format(PREFIX, min_port, port_range)
-        )
+    notebook_folder = _notebook_folder(settings)
+    min_port, port_range = _port_settings(settings)
     return NotebookSettings(
-        notebook_folder=Path(folder).absolute(),
-        kill_timeout=_number(settings, "kill_timeout", 3600),
-        idle_timeout=_number(settings, "idle_timeout", 1800, kind=float, minimum=0),
+        notebook_folder=notebook_folder,
+        kill_timeout=_whole_number(settings, "kill_timeout", 3600, minimum=1),
+        idle_timeout=_seconds(settings, "idle_timeout", 1800, minimum=0),
         min_port=min_port,
         port_range=port_range,
-        start_timeout=_number(settings, "start_timeout", 60, kind=float),
+        start_timeout=_seconds(settings, "start_timeout", 60, minimum=1),
         websocket_proxy=_websocket_proxy(settings),
         alternative_domain=_origin(settings, "alternative_domain"),
-        python=(settings.get(PREFIX + "python") or "").strip() or None,
-        notebook_args=tuple(aslist(settings.get(PREFIX + "notebook_args") or "")),
+        python=_python(settings),
+        notebook_args=_notebook_args(settings),
+        max_user_requests=_whole_number(settings, "max_user_requests", 4, minimum=1),
+        upstream_timeout=_seconds(
+            settings, "upstream_timeout", 30, minimum=0, minimum_allowed=False, maximum=MAX_UPSTREAM_TIMEOUT
+        ),
     )
 
 
-def make_manager(settings: NotebookSettings):
+def make_manager(settings: NotebookSettings) -> NotebookManager:
     """The NotebookManager these settings describe."""
-    from pyramid_notebook.notebookmanager import NotebookManager
-
     return NotebookManager(
         settings.notebook_folder,
         min_port=settings.min_port,

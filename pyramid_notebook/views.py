@@ -1,4 +1,4 @@
-"""The three view helpers a site calls from its own views.
+"""The view helpers a site calls from its own views.
 
 The site's views do the login and permission checks; these helpers assume
 they pass, and take the site's own name for the user::
@@ -10,18 +10,25 @@ they pass, and take the site's own name for the user::
 Each user's notebook is reachable only through their own proxy calls: the
 proxy looks the notebook up by the user name it is given, never by anything
 in the URL.
+
+Nothing that throws a user's kernels away happens on a GET, nor on a
+request from another web site: starting from a foreign link, restarting
+with another context and shutting down all take a POST from the site's own
+page with the site's CSRF token.  See ``docs/security.rst``.
 """
 import logging
+import time
 
-from pyramid.httpexceptions import HTTPFound
+from pyramid.csrf import check_csrf_token, get_csrf_token
+from pyramid.httpexceptions import HTTPForbidden, HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
 
 from pyramid_notebook import pages
 from pyramid_notebook.notebookmanager import FAILED, RUNNING, STARTING, STOPPED, NotebookManager, NotebookStartError
-from pyramid_notebook.origin import is_cross_site, is_websocket_upgrade
-from pyramid_notebook.proxy import proxy_request
-from pyramid_notebook.server.context import context_hash
+from pyramid_notebook.origin import is_cross_site, is_foreign_navigation, is_websocket_upgrade
+from pyramid_notebook.proxy import PAGE_PATH, proxy_request
+from pyramid_notebook.server.context import STOPPED_BY_LOGOUT, STOPPED_BY_USER, context_hash
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +84,96 @@ def fill_context_defaults(request: Request, notebook_context: dict) -> dict:
     return context
 
 
+def check_same_site_post(request: Request) -> None:
+    """Refuse a state-changing POST unless it comes from the site's own page with its CSRF token.
+
+    Raises ``HTTPForbidden`` for a foreign ``Origin`` (``null`` included) and
+    Pyramid's ``BadCSRFToken`` (a 400) for a missing or wrong token, so the
+    site's exception views can style both.
+    """
+    if request.method != "POST" or is_cross_site(request, request.registry.notebook_settings.alternative_domain):
+        raise HTTPForbidden("This request must be a POST from the site's own page.")
+    check_csrf_token(request)
+
+
+def _running_notebook_url(request: Request, context: dict) -> str:
+    return notebook_base_url(request) + "notebooks/" + context["notebook_name"]
+
+
+def _was_used(context: dict) -> bool:
+    """True once somebody used the notebook: opened a page or ran code after it started."""
+    return context.get("last_activity", 0) > context.get("started", 0)
+
+
 def launch_notebook(request: Request, username: str, notebook_context: dict) -> Response:
     """Start the user's notebook, or reuse it if it runs with the same context, and redirect into it.
 
     The redirect comes at once: Jupyter takes seconds to start, and a web
     worker should not wait for it.  Until the notebook answers, its pages
-    show a progress page that moves on by itself.  A changed context
-    (another page's objects, a new startup script) restarts the notebook.
+    show a progress page that moves on by itself.
+
+    A GET never throws a used notebook away: when the user's notebook is in
+    use with another context (another page's objects, another startup
+    script) the answer is a page that offers to open the running notebook or
+    to restart it with this one, by a POST with the site's CSRF token.  A
+    launch that a page of another web site sent gets the same kind of
+    question before anything starts.  Site launch views must therefore
+    accept POST as well as GET.
     """
     context = fill_context_defaults(request, notebook_context)
+    manager = _manager(request)
+    if request.method == "POST":
+        check_same_site_post(request)
+    else:
+        current = manager.get_context(username)
+        state, _reason = manager.get_state(username, current)
+        running = state in (RUNNING, STARTING)
+        if running and current.get("context_hash") == context["context_hash"]:
+            logger.info("Notebook for %s reused", username)
+            return HTTPFound(_running_notebook_url(request, current))
+        if state == RUNNING and _was_used(current):
+            return pages.confirm_restart_page(
+                request.url,
+                _running_notebook_url(request, current),
+                current.get("launch_url"),
+                time.time() - current.get("last_activity", 0),
+                get_csrf_token(request),
+            )
+        if is_foreign_navigation(request, request.registry.notebook_settings.alternative_domain):
+            logger.warning("Launch for %s from another web site: asking first", username)
+            return pages.confirm_start_page(request.url, get_csrf_token(request))
     try:
-        running, created = _manager(request).start_notebook_on_demand(username, context, wait=False)
+        running_context, created = manager.start_notebook_on_demand(username, context, wait=False)
     except NotebookStartError as error:
         logger.error("Notebook for %s could not be started", username)
         return pages.start_failed_page(str(error))
     logger.info("Notebook for %s %s", username, "launched" if created else "reused")
-    return HTTPFound(notebook_base_url(request) + "notebooks/" + running["notebook_name"])
+    return HTTPFound(_running_notebook_url(request, running_context))
 
 
-def shutdown_notebook(request: Request, username: str) -> None:
-    """Stop the user's notebook and its kernels; fine when none runs.  Saved notebooks stay."""
-    _manager(request).stop_notebook(username)
+def shutdown_notebook(request: Request, username: str, came_from: str | None = None) -> Response:
+    """Stop the user's notebook and its kernels on a POST from the site; answer a GET with a confirmation form.
+
+    Stopping throws the kernels' state away, so it is never done on a GET
+    (a link on another web site would carry the user's cookies) nor on a
+    POST without the site's CSRF token.  Saved notebooks stay.  After the
+    stop the browser goes to ``came_from``, by default the site's front page.
+    """
+    if request.method != "POST":
+        return pages.confirm_shutdown_page(request.url, get_csrf_token(request))
+    check_same_site_post(request)
+    _manager(request).stop_notebook(username, reason=STOPPED_BY_USER)
+    return HTTPFound(came_from or request.application_url + "/")
+
+
+def stop_on_logout(request: Request, username: str) -> None:
+    """Stop the user's notebook as they log out; call it from the site's logout view.
+
+    A logged-out user's open notebook tab must stop working at once: its
+    next requests through the site are refused by the site's login check,
+    and stopping the notebook also ends the websockets it already has open.
+    """
+    _manager(request).stop_notebook(username, reason=STOPPED_BY_LOGOUT)
 
 
 def _unavailable(request: Request, username: str, remainder: str, state: str, reason: str) -> Response:
@@ -144,7 +220,9 @@ def notebook_proxy(request: Request, username: str) -> Response:
                 "e.g. to pyramid_notebook.uwsgi.serve_websocket under uWSGI.",
             )
         return settings.websocket_proxy(request, context["http_port"], context["token"])
-    banner = pages.banner(context["shutdown_url"]) if context.get("shutdown_url") else None
+    banner = None
+    if context.get("shutdown_url") and PAGE_PATH.match(remainder):
+        banner = pages.banner(context["shutdown_url"], get_csrf_token(request))
     return proxy_request(
         request, context["http_port"], context["token"], request.registry.notebook_upstream_session, remainder, banner
     )

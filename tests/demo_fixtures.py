@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.server.notebook_daemon import is_gone
-from pyramid_notebook.server.notebook_daemon import process_tree as daemon_process_tree
+from pyramid_notebook.server.processes import is_gone
+from pyramid_notebook.server.processes import process_tree as daemon_process_tree
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from pyramid_notebook import startup
 from pyramid_notebook.admin import notebook_admin
-from pyramid_notebook.views import launch_notebook, notebook_proxy, shutdown_notebook
+from pyramid_notebook.views import launch_notebook, notebook_proxy, shutdown_notebook, stop_on_logout
 
 
 def username(request) -> str:
@@ -56,8 +56,15 @@ def launch(request):
 
 
 def shutdown(request):
-    shutdown_notebook(request, username(request))
-    return HTTPFound(request.application_url + "/")
+    return shutdown_notebook(request, username(request))
+
+
+def logout(request):
+    """The site's logout: its own session ends, and so does the user's notebook."""
+    stop_on_logout(request, username(request))
+    response = HTTPFound(request.application_url + "/")
+    response.delete_cookie("test_user")
+    return response
 
 
 def proxy(request):
@@ -74,6 +81,8 @@ def main(global_config, **settings):
     config.add_view(log_in_as, route_name="log_in_as")
     config.add_view(admin, route_name="admin")
     config.add_route("launch", "/launch")
+    config.add_route("logout", "/logout")
+    config.add_view(logout, route_name="logout", request_method="POST")
     config.add_route("shutdown_notebook", "/notebook/shutdown")
     config.add_route("notebook_proxy", "/notebook/*remainder")
     config.add_view(launch, route_name="launch")

@@ -10,6 +10,7 @@ failure report names the folder.
 The time from clicking "Shell 2" to a cell's output is measured by
 ``benchmarks/browser_shell.py``, not here.
 """
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -279,14 +280,19 @@ def test_item_shell_holds_its_item(browser, site):
 # 4-5: restarting and shutting down
 
 
-def test_switching_from_shell1_to_shell2_restarts_the_notebook(browser, site):
+def test_switching_from_shell1_to_shell2_asks_then_restarts_the_notebook(browser, site):
     log_in(browser, site, "user")
     open_notebook(browser, site, "/shell1")
     first = site.manager.get_pid("user")
     first_processes = process_tree(first)
     assert len(first_processes) >= 2, "the notebook server and its kernel"
 
-    open_notebook(browser, site, "/shell2")
+    browser.visit(site("/shell2"))
+    assert browser.is_element_present_by_id("pyramid-notebook-confirm-restart", wait_time=PAGE_SECONDS)
+    assert site("/shell1") in browser.find_by_id("pyramid-notebook-confirm-restart").text
+    assert site.manager.get_pid("user") == first, "a GET asks before it throws the running kernel away"
+    browser.find_by_id("pyramid-notebook-restart").click()
+    wait_for_notebook(browser, site)
     second = site.manager.get_pid("user")
     assert second is not None and second != first
     assert wait_for(lambda: is_gone(first_processes), PAGE_SECONDS), "the shell1 notebook and kernel are gone"
@@ -382,7 +388,11 @@ def test_logged_out_visitor_reaches_the_login_page(browser, site, path):
 
 def test_visitor_is_logged_out_after_logout(browser, site):
     log_in(browser, site, "user")
+    open_notebook(browser, site, "/shell1")
+    processes = process_tree(site.manager.get_pid("user"))
+    browser.visit(site("/"))
     browser.find_by_id("logout").click()
+    assert wait_for(lambda: is_gone(processes), PAGE_SECONDS), "logging out stops the notebook"
     assert browser.is_element_present_by_id("login-link", wait_time=PAGE_SECONDS)
     browser.visit(site("/shell1"))
     assert browser.is_element_present_by_id("login-form", wait_time=PAGE_SECONDS)
@@ -398,3 +408,130 @@ def test_user_off_the_whitelist_gets_403(browser, site):
         assert "403 Forbidden" in browser.find_by_id("forbidden").text
     assert not (notebook_folder_of(site.ini) / OUTSIDER).exists()
 
+
+
+# 9: another web site attacks
+
+
+ATTACK_PAGE = """<!DOCTYPE html>
+<html><body>
+<h1>A page on another web site</h1>
+<a id="shutdown-link" href="{site}/notebook/shutdown">Win a prize</a>
+<a id="launch-link" href="{site}/shell2">Win another prize</a>
+<form id="redirected-form" method="post" action="/redirect">
+  <input type="hidden" name="to" value="{site}/notebook/api/shutdown"><button id="redirected" type="submit">Go</button>
+</form>
+<iframe id="sandboxed" sandbox="allow-scripts" srcdoc='<script>
+  fetch("{site}/notebook/api/shutdown", {{method: "POST", mode: "no-cors", credentials: "include"}})
+    .finally(() => parent.postMessage("posted", "*"));
+</script>'></iframe>
+<script>
+  window.framePosted = false;
+  window.addEventListener("message", (event) => window.framePosted = event.data === "posted");
+  window.socketResults = [];
+  for (const url of {socket_urls}) {{
+    const socket = new WebSocket(url);
+    socket.onopen = () => window.socketResults.push("open " + url);
+    socket.onerror = () => window.socketResults.push("refused " + url);
+  }}
+</script>
+</body></html>
+"""
+
+
+class AttackServer:
+    """Another web site on another localhost port: serves the attack page, and 307-redirects form posts.
+
+    A 307 keeps the POST and its body; after a cross-origin redirect the
+    browser sends ``Origin: null``, the case that once passed the proxy's
+    check when a site ``Referer`` came along.
+    """
+
+    def __init__(self, page: str):
+        import http.server
+        import threading
+
+        page_bytes = page.encode("utf-8")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page_bytes)))
+                self.end_headers()
+                self.wfile.write(page_bytes)
+
+            def do_POST(self):
+                from urllib.parse import parse_qs
+
+                length = int(self.headers.get("Content-Length", 0))
+                target = parse_qs(self.rfile.read(length).decode())["to"][0]
+                self.send_response(307)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                logger.info("attack page: " + args[0], *args[1:])
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:{}/".format(self.server.server_port)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_another_web_site_changes_nothing(browser, site):
+    """Links, a redirected POST (Origin: null), a sandboxed frame's POSTs and websockets from another origin.
+
+    The attack page is on another port of the same host: the browser treats
+    it as the same *site*, so it even sends the demo's SameSite=Lax cookies
+    with its POSTs.  Only the library's own checks stand in the way.
+    """
+    log_in(browser, site, "user")
+    open_notebook(browser, site, "/shell1")
+    manager = site.manager
+    before = manager.get_context("user")
+    kernels_url = "http://127.0.0.1:{}/notebook/api/kernels".format(before["http_port"])
+    kernels_before = requests.get(kernels_url, headers={"Authorization": "token " + before["token"]}, timeout=10).json()
+    kernel = kernels_before[0]["id"]
+    socket_urls = [
+        site("/notebook/api/kernels/{}/channels".format(kernel)).replace("http://", "ws://"),
+        "ws://127.0.0.1:{}/notebook/api/kernels/{}/channels".format(before["http_port"], kernel),
+    ]
+    page = ATTACK_PAGE.format(site=site.url, socket_urls=json.dumps(socket_urls))
+
+    def unchanged():
+        now = manager.get_context("user")
+        assert manager.get_state("user")[0] == "running"
+        assert (now["pid"], now["context_hash"]) == (before["pid"], before["context_hash"])
+        kernels = requests.get(kernels_url, headers={"Authorization": "token " + before["token"]}, timeout=10).json()
+        assert [k["id"] for k in kernels] == [k["id"] for k in kernels_before]
+
+    with AttackServer(page) as attacker:
+        browser.visit(attacker.url)
+        assert wait_for(lambda: browser.evaluate_script("window.framePosted"), PAGE_SECONDS), "the frame posted"
+        results = wait_for(lambda: len(browser.evaluate_script("window.socketResults")) == 2 and
+                           browser.evaluate_script("window.socketResults"), PAGE_SECONDS)
+        assert results and not [result for result in results if result.startswith("open")], results
+        unchanged()
+
+        browser.find_by_id("shutdown-link").click()
+        assert browser.is_element_present_by_id("pyramid-notebook-confirm-shutdown", wait_time=PAGE_SECONDS)
+        unchanged()
+
+        browser.visit(attacker.url)
+        browser.find_by_id("launch-link").click()
+        assert browser.is_element_present_by_id("pyramid-notebook-confirm-restart", wait_time=PAGE_SECONDS)
+        unchanged()
+
+        browser.visit(attacker.url)
+        browser.find_by_id("redirected").click()
+        assert wait_for(lambda: "Cross-site request refused" in browser.html, PAGE_SECONDS), browser.html
+        unchanged()

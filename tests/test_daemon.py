@@ -1,20 +1,36 @@
 """The notebook daemon's command line, run as a real subprocess."""
 
+import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
 import pyramid_notebook.server.notebook_daemon as notebook_daemon
-from pyramid_notebook.server.context import write_context
+from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.server.context import STOPPED_HARD_LIMIT, STOPPED_IDLE, write_context
+from pyramid_notebook.server.processes import daemon_pid, find_daemons, is_gone
 from pyramid_notebook.waiting import wait_for
+from tests.conftest import stop_all
 from tests.kernel_client import connect, execute, start_kernel
 
 SCRIPT = Path(notebook_daemon.__file__)
+
+#: Notebook ports of this module's own (the manager takes the first 80), apart from other test modules.
+MIN_PORT = 44200
+
+
+@pytest.fixture
+def manager(notebook_folder):
+    notebook_manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=600)
+    yield notebook_manager
+    stop_all(notebook_manager)
 
 
 def daemon(*arguments, script=False):
@@ -59,7 +75,7 @@ def test_status_and_stop_when_nothing_runs(tmp_path):
 
 def test_missing_context_file_fails_with_its_name(tmp_path):
     pid_file = tmp_path / "notebook.pid"
-    daemon("start", pid_file, tmp_path, 42999, 60)
+    daemon("start", pid_file, tmp_path, MIN_PORT + 99, 60)
     assert wait_for(lambda: "No usable context file" in (tmp_path / "notebook.stderr.log").read_text(), 10)
     assert not pid_file.exists()
 
@@ -69,7 +85,7 @@ def test_start_status_stop_from_the_command_line(tmp_path, script):
     pid_file = tmp_path / "notebook.pid"
     token = "a-secret-token-for-this-test"
     write_context(tmp_path / "context.json", {"token": token, "context_hash": "abc"})
-    port = 42990 + script
+    port = MIN_PORT + 90 + script
     result = daemon("start", pid_file, tmp_path, port, 120, script=script)
     try:
         assert result.returncode == 0, result.stderr
@@ -85,7 +101,7 @@ def test_start_status_stop_from_the_command_line(tmp_path, script):
         status = daemon("status", pid_file, script=script)
         assert status.returncode == 0
         assert "PID" in status.stdout
-        assert (tmp_path / "default-abc.ipynb").exists()
+        assert (tmp_path / "notebooks" / "default-abc.ipynb").exists()
     finally:
         stop = daemon("stop", pid_file, script=script)
     assert stop.returncode == 0
@@ -110,3 +126,120 @@ def test_kernel_round_trip_has_no_nagle_stall(manager):
     finally:
         ws.close()
     assert statistics.median(timings) < 0.015, "median {:.1f} ms".format(statistics.median(timings) * 1000)
+
+
+#: Starts the daemon from a process whose parent has exited, so that it runs
+#: with PID 1 (or a subreaper) as its parent, and says which parent it got.
+ORPHAN_LAUNCHER = """\
+import os, sys
+first_parent = os.getpid()
+if os.fork():
+    os._exit(0)
+while os.getppid() == first_parent:
+    os.sched_yield()
+report, command = sys.argv[1], sys.argv[2:]
+with open(report, "w") as stream:
+    stream.write("{} {}".format(os.getpid(), os.getppid()))
+os.execv(command[0], command)
+"""
+
+
+def test_daemon_detaches_the_same_when_its_launcher_is_a_child_of_pid_1(tmp_path):
+    """daemonocle would not detach with PID 1 as parent: two processes, and the server's log in the launch log."""
+    pid_file = tmp_path / "notebook.pid"
+    token = "a-secret-token-for-this-test"
+    write_context(tmp_path / "context.json", {"token": token, "context_hash": "abc"})
+    report = tmp_path / "launcher.txt"
+    launch_log = tmp_path / "launch.log"
+    command = [sys.executable, "-m", notebook_daemon.__name__, "start", pid_file, tmp_path, MIN_PORT + 95, 120]
+    with open(launch_log, "wb") as output:
+        subprocess.run(
+            [sys.executable, "-c", ORPHAN_LAUNCHER, report, *map(str, command)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    try:
+        assert wait_for(lambda: report.exists() and report.read_text(), 10)
+        launcher_pid, parent_pid = map(int, report.read_text().split())
+        if parent_pid != 1:
+            pytest.skip("the launcher was adopted by a subreaper (pid {}), not by PID 1".format(parent_pid))
+        assert wait_for(lambda: daemon_pid(pid_file), 30), launch_log.read_text()
+        launcher = psutil.Process(launcher_pid) if psutil.pid_exists(launcher_pid) else None
+        assert launcher is None or wait_for(lambda: is_gone(launcher), 10), "the launcher did not exit"
+        servers = find_daemons(pid_file)
+        assert [server.pid for server in servers] == [daemon_pid(pid_file)]
+        assert wait_for(lambda: "is running at" in (tmp_path / "notebook.stderr.log").read_text(), 30)
+        assert "ServerApp" not in launch_log.read_text()
+    finally:
+        daemon("stop", pid_file)
+    assert not find_daemons(pid_file)
+
+
+def test_idle_timeout_is_recorded_as_the_reason(notebook_folder):
+    manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=600, idle_timeout=2)
+    try:
+        context, _ = manager.start_notebook_on_demand("alice", {})
+        assert wait_for(lambda: (manager.get_context("alice") or {}).get("stopped_reason"), 30)
+        stopped = manager.get_context("alice")
+        assert stopped["stopped_reason"] == STOPPED_IDLE
+        assert context["started"] < stopped["stopped_at"] <= time.time()
+        assert stopped["token"] == context["token"], "the manager's keys were kept"
+    finally:
+        manager.stop_notebook("alice")
+
+
+def test_hard_time_limit_is_recorded_as_the_reason(notebook_folder):
+    manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=3, idle_timeout=600)
+    try:
+        context, _ = manager.start_notebook_on_demand("alice", {})
+        assert wait_for(lambda: (manager.get_context("alice") or {}).get("stopped_reason"), 30)
+        stopped = manager.get_context("alice")
+        assert stopped["stopped_reason"] == STOPPED_HARD_LIMIT
+        assert context["started"] < stopped["stopped_at"] <= time.time()
+    finally:
+        manager.stop_notebook("alice")
+
+
+def big_notebook(text: str) -> dict:
+    output = {"output_type": "stream", "name": "stdout", "text": text}
+    cell = {"cell_type": "code", "execution_count": 1, "id": "big", "metadata": {}, "source": "x", "outputs": [output]}
+    content = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return {"type": "notebook", "format": "json", "content": content}
+
+
+def test_a_stop_during_a_save_answers_it_and_leaves_no_backup(manager):
+    """The stop lands while Jupyter writes the file (its backup copy exists): the save finishes and is answered."""
+    context, _ = manager.start_notebook_on_demand("alice", {})
+    url = "http://127.0.0.1:{}/notebook/api/contents/big.ipynb".format(context["http_port"])
+    headers = {"Authorization": "token " + context["token"]}
+    first, second = "a" * 30_000_000, "b" * 30_000_000
+    assert requests.put(url, json=big_notebook(first), headers=headers, timeout=60).status_code == 201
+    root = manager.get_work_folder("alice") / "notebooks"
+    backup = root / ".~big.ipynb"
+    server = psutil.Process(context["pid"])
+    answer = {}
+
+    def save():
+        try:
+            answer["status"] = requests.put(url, json=big_notebook(second), headers=headers, timeout=60).status_code
+        except requests.RequestException as error:
+            answer["error"] = error
+
+    saving = threading.Thread(target=save)
+    saving.start()
+    try:
+        assert wait_for(lambda: backup.exists() or not saving.is_alive(), 60, interval=0.002)
+        assert saving.is_alive(), "the save ended before a stop could land in it"
+        server.terminate()
+    finally:
+        saving.join(60)
+    assert wait_for(lambda: is_gone(server), 15)
+    saved = json.loads((root / "big.ipynb").read_text())["cells"][0]["outputs"][0]["text"]
+    saved = "".join(saved)
+    assert answer == {"status": 200}, "the save was cut off ({}); on disk: the {} version".format(
+        answer, "new" if saved == second else "old"
+    )
+    assert saved == second
+    assert not backup.exists()

@@ -253,7 +253,10 @@ def test_launch_redirects_into_the_notebook(testapp, app):
     assert again.location == response.location
     assert manager.get_pid("user") == pid, "the same context reuses the running notebook"
 
-    assert testapp.get("/notebook/shutdown", status=302).location == "http://localhost/"
+    confirmation = testapp.get("/notebook/shutdown", status=200)
+    assert manager.get_pid("user") == pid, "a GET only asks"
+    stopped = confirmation.forms[0].submit(headers={"Origin": "http://localhost"}, status=302)
+    assert stopped.location == "http://localhost/"
     assert manager.get_pid("user") is None
     assert not any(is_alive(process) for process in processes)
     assert testapp.get("/notebook/tree", expect_errors=True).status_int == 503

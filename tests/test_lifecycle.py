@@ -1,4 +1,5 @@
 """The notebook's life: the dead man switch, starting without blocking, failures, and the operators' tools."""
+
 import subprocess
 import sys
 
@@ -186,7 +187,7 @@ def test_command_line_lists_and_stops(settings, tmp_path, notebook_folder):
         listing = cli(config_file, "list")
         assert listing.returncode == 0, listing.stderr
         lines = listing.stdout.splitlines()
-        assert lines[0].split() == ["user", "pid", "port", "started", "last", "activity", "memory", "context"]
+        assert lines[0].split() == ["user", "pid", "port", "started", "last", "activity", "memory", "launch", "URL"]
         assert lines[1].split()[:3] == ["alice", str(alice["pid"]), str(alice["http_port"])]
         assert lines[2].split()[:3] == ["bob", str(bob["pid"]), str(bob["http_port"])]
         assert "MB (0 kernels)" in lines[1]

@@ -1,6 +1,7 @@
 """NotebookManager against real notebook processes."""
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -13,7 +14,15 @@ import pytest
 import requests
 
 from pyramid_notebook.notebookmanager import NotebookManager, NotebookStartError, check_name
-from pyramid_notebook.server.context import context_hash
+from pyramid_notebook.server.context import (
+    STOPPED_BY_ADMIN,
+    STOPPED_BY_USER,
+    STOPPED_CONTEXT_CHANGE,
+    STOPPED_CRASH,
+    context_hash,
+)
+from pyramid_notebook.server.processes import find_daemons, is_gone
+from pyramid_notebook.server.workspace import notebook_root
 from pyramid_notebook.waiting import wait_for
 from tests.kernel_client import run_in_notebook
 
@@ -226,7 +235,7 @@ def test_startup_script_and_greeting(manager):
     )
     outcome = run_in_notebook(context, "print(answer, shout('hi'))")
     assert outcome["stdout"] == "42 HI\n"
-    notebook = json.loads((manager.get_work_folder("alice") / context["notebook_name"]).read_text())
+    notebook = json.loads((notebook_root(manager.get_work_folder("alice")) / context["notebook_name"]).read_text())
     sources = ["".join(cell["source"]) for cell in notebook["cells"]]
     assert "Use **answer**" in sources
     assert notebook["cells"][-1]["cell_type"] == "code"
@@ -235,7 +244,7 @@ def test_startup_script_and_greeting(manager):
 
 def test_default_notebook_keeps_the_users_edits(manager):
     context, _ = manager.start_notebook_on_demand("alice", {"greeting": "Hi"})
-    path = manager.get_work_folder("alice") / context["notebook_name"]
+    path = notebook_root(manager.get_work_folder("alice")) / context["notebook_name"]
     path.write_text(path.read_text().replace("Hi", "My own notes"))
     manager.stop_notebook("alice")
     manager.start_notebook_on_demand("alice", {"greeting": "Hi"})
@@ -250,3 +259,98 @@ def test_start_failure_names_the_log(notebook_folder):
     assert "notebook.stderr.log" in message
     assert "launcher failed with exit code 1" in message
     assert manager.get_context("alice")["token"] not in message
+
+
+# Damaged pid files
+
+
+@pytest.mark.parametrize("damage", ["garbage", "pid 1", "another program"])
+def test_damaged_pid_file_is_not_running_and_leaves_no_orphan(manager, damage):
+    first, _ = manager.start_notebook_on_demand("alice", {})
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        written = {"garbage": "\x00not a pid\n", "pid 1": "1\n", "another program": "{}\n".format(stranger.pid)}
+        manager.get_pid_file("alice").write_text(written[damage])
+        assert not manager.is_running("alice")
+        old_server = psutil.Process(first["pid"])
+        assert manager.get_state("alice")[0] == "stopped"
+        # Not running means not running: the server the pid file lost is ended, not left as an orphan.
+        assert is_gone(old_server)
+        second, created = manager.start_notebook_on_demand("alice", {})
+        assert created
+        assert status_code(second, second["token"]) == 200
+        pid_file = manager.get_pid_file("alice")
+        assert wait_for(lambda: [process.pid for process in find_daemons(pid_file)] == [second["pid"]], 10)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+# Why a notebook stopped
+
+
+def notebook_log_lines(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "pyramid_notebook.notebookmanager"]
+
+
+def test_stop_records_and_logs_its_reason(manager, caplog):
+    caplog.set_level(logging.INFO, logger="pyramid_notebook.notebookmanager")
+    context, _ = manager.start_notebook_on_demand("alice", {})
+    before = time.time()
+    manager.stop_notebook("alice")
+    stopped = manager.get_context("alice")
+    assert stopped["stopped_reason"] == STOPPED_BY_USER
+    assert stopped["stopped_at"] >= before
+    assert notebook_log_lines(caplog).count("Notebook for alice stopped: " + STOPPED_BY_USER) == 1
+    manager.start_notebook_on_demand("bob", {})
+    manager.stop_notebook("bob", STOPPED_BY_ADMIN)
+    assert manager.get_context("bob")["stopped_reason"] == STOPPED_BY_ADMIN
+    assert "Notebook for bob stopped: " + STOPPED_BY_ADMIN in notebook_log_lines(caplog)
+    assert not any(context["token"] in line for line in caplog.text.splitlines())
+
+
+def test_context_change_records_its_reason(manager, caplog):
+    caplog.set_level(logging.INFO, logger="pyramid_notebook.notebookmanager")
+    manager.start_notebook_on_demand("alice", {"startup": "x = 1"})
+    manager.start_notebook_on_demand("alice", {"startup": "x = 2"})
+    assert "Notebook for alice stopped: " + STOPPED_CONTEXT_CHANGE in notebook_log_lines(caplog)
+    assert "stopped_reason" not in manager.get_context("alice")
+
+
+def test_crash_is_recorded_once(manager, caplog):
+    caplog.set_level(logging.INFO, logger="pyramid_notebook.notebookmanager")
+    context, _ = manager.start_notebook_on_demand("alice", {"launch_url": "http://site.example/page"})
+    daemon = psutil.Process(context["pid"])
+    for process in [daemon, *daemon.children(recursive=True)]:
+        process.kill()
+    assert wait_for(lambda: manager.get_state("alice")[0] == "stopped", 10)
+    crashed = manager.get_context("alice")
+    assert crashed["stopped_reason"] == STOPPED_CRASH
+    assert manager.get_state("alice")[0] == "stopped"
+    manager.stop_notebook("alice")
+    assert manager.get_context("alice")["stopped_at"] == crashed["stopped_at"]
+    assert manager.get_context("alice")["stopped_reason"] == STOPPED_CRASH
+    assert notebook_log_lines(caplog).count("Notebook for alice stopped: " + STOPPED_CRASH) == 1
+    listed = manager.list_notebooks(include_stopped=True)
+    assert [(entry["name"], entry["state"]) for entry in listed] == [("alice", "stopped")]
+    assert listed[0]["stopped_reason"] == STOPPED_CRASH
+    assert listed[0]["stopped_at"] == crashed["stopped_at"]
+    assert listed[0]["launch_url"] == "http://site.example/page"
+    assert manager.list_notebooks() == []
+
+
+def test_list_notebooks_with_stopped_ones(manager):
+    alice, _ = manager.start_notebook_on_demand("alice", {"launch_url": "http://site.example/a"})
+    manager.start_notebook_on_demand("bob", {})
+    manager.stop_notebook("bob")
+    running = manager.list_notebooks()
+    assert [entry["name"] for entry in running] == ["alice"]
+    assert running[0]["pid"] == alice["pid"]
+    assert running[0]["launch_url"] == "http://site.example/a"
+    everything = {entry["name"]: entry for entry in manager.list_notebooks(include_stopped=True)}
+    assert everything["alice"]["state"] == "running"
+    assert everything["alice"]["stopped_at"] is None
+    assert everything["bob"]["state"] == "stopped"
+    assert everything["bob"]["stopped_reason"] == STOPPED_BY_USER
+    assert everything["bob"]["launch_url"] is None

@@ -8,6 +8,7 @@ import os
 import pytest
 import requests
 
+from pyramid_notebook.server.workspace import notebook_root
 from tests.site_server import launch, peak_rss, running_site
 
 MB = 1024 * 1024
@@ -25,7 +26,7 @@ def test_large_files_stream_through_the_proxy(site, notebook_folder):
     alice = {"X-Test-User": "alice"}
     launch(base, "alice")
 
-    download = notebook_folder / "alice" / "download.bin"
+    download = notebook_root(notebook_folder / "alice") / "download.bin"
     with open(download, "wb") as stream:
         for _ in range(200):
             stream.write(os.urandom(MB))
@@ -67,6 +68,6 @@ def test_large_files_stream_through_the_proxy(site, notebook_folder):
         timeout=120,
     )
     assert response.status_code == 201, response.text[:500]
-    saved = json.loads((notebook_folder / "alice" / "big.ipynb").read_text())
+    saved = json.loads((notebook_root(notebook_folder / "alice") / "big.ipynb").read_text())
     assert "".join(saved["cells"][0]["outputs"][0]["data"]["text/plain"]) == payload
     assert peak_rss(pid) - before < 50 * MB

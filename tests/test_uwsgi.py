@@ -411,3 +411,42 @@ def test_uwsgi_log_is_clean(site, notebook):
     assert "Traceback" not in log
     assert notebook["token"] not in log
     assert "(HTTP/1.1 101)" in log
+
+
+def test_keep_alive_client_meets_no_resets(site):
+    """A plain requests.Session reuses its connection; uWSGI must say it closes each one."""
+    session = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(site.base + "/login", timeout=10).text).group(1)
+    form = {"csrf_token": token, "came_from": "", "username": "nobody", "password": "wrong"}
+    statuses = [session.post(site.base + "/login", data=form, timeout=10).status_code for _ in range(300)]
+    assert statuses == [200] * 300
+
+
+def test_logout_ends_the_open_websocket_of_the_tab(site):
+    """An open notebook tab of a user who logs out stops working at once, websockets included."""
+    session = log_in(site.base, "user2")
+    context = start_notebook(site, "user2")
+    kernel_id = start_kernel(context)
+    ws = browser_socket(site.base, session, channels_path(kernel_id), [V1_PROTOCOL])
+    try:
+        assert KernelSocket(ws, V1_PROTOCOL).execute("1 + 1")["result"] == "2"
+        home = session.get(site.base + "/", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+        session.post(site.base + "/logout", data={"csrf_token": token}, timeout=30).raise_for_status()
+        close = next_control_frame(ws, websocket.ABNF.OPCODE_CLOSE)
+        assert close is not None, "the open websocket was closed"
+        # The tab's next websocket handshake carries what the browser has after the logout.
+        handshake = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+            "Origin": site.base,
+        }
+        again = session.get(site.base + channels_path(kernel_id), headers=handshake, allow_redirects=False, timeout=10)
+        assert again.status_code == 302 and "/login" in again.headers["Location"]
+        assert session.get(site.base + "/notebook/api/status", allow_redirects=False, timeout=10).status_code == 302
+        assert NotebookManager(site.notebook_folder).get_state("user2")[0] == "stopped"
+    finally:
+        ws.shutdown()
+        NotebookManager(site.notebook_folder).stop_notebook("user2")

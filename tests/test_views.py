@@ -17,6 +17,12 @@ def notebook_state(app, user="alice") -> str:
     return app.get("/notebook/_pyramid_notebook/status", headers=as_user(user)).json["state"]
 
 
+def shut_down(app, user="alice"):
+    """Shut the user's notebook down as the banner does: the confirmation form, posted with the CSRF token."""
+    form = app.get("/notebook/shutdown", headers=as_user(user), status=200).forms[0]
+    return form.submit(headers=as_user(user, **SAME_SITE), status=302)
+
+
 def launch(app, user="alice", **params):
     """Launch and wait until the notebook serves: the launch itself redirects at once."""
     response = app.get("/launch", params=params, headers=as_user(user), status=302)
@@ -87,9 +93,11 @@ def test_notebook_page_has_the_shutdown_banner_and_no_token(settings):
         location = launch(app).location
         page = app.get(location.replace("http://localhost", ""), headers=as_user("alice"))
         context = app.app.registry.notebook_manager.get_context("alice")
-        assert 'id="pyramid-notebook-shutdown" href="http://localhost/notebook/shutdown"' in page.text
+        banner = page.html.find(id="pyramid-notebook-banner")
+        assert banner.form["method"] == "post" and banner.form["action"] == "http://localhost/notebook/shutdown"
+        assert banner.find("input", attrs={"name": "csrf_token"})["value"]
         assert context["token"] not in page.text
-        assert "Set-Cookie" not in page.headers
+        assert "_xsrf" not in " ".join(page.headers.getall("Set-Cookie")), "the notebook's own cookies stay behind"
 
 
 def test_redirects_stay_on_the_site(app):
@@ -138,13 +146,13 @@ def test_no_notebook_running(app):
 
 def test_stopped_notebook_offers_to_start_again(app):
     launch(app, greeting="Hi")
-    app.get("/notebook/shutdown", headers=as_user("alice"), status=302)
+    shut_down(app)
     page = app.get("/notebook/tree", headers=as_user("alice"), status=503)
     assert 'href="http://localhost/launch?greeting=Hi"' in page.text
 
 
 def test_shutdown_when_nothing_runs_is_fine(app):
-    app.get("/notebook/shutdown", headers=as_user("nobody"), status=302)
+    assert shut_down(app, "nobody").location == "http://localhost/"
 
 
 def test_bad_user_name_is_a_clear_error(app):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import psutil
 import requests
-from requests.adapters import HTTPAdapter
 
 from pyramid_notebook.notebookmanager import NotebookManager
 from pyramid_notebook.waiting import wait_for
@@ -208,25 +207,9 @@ def start_notebook(site: UwsgiSite, username: str, notebook_args: list[str] = BI
     return context
 
 
-class NoReuseAdapter(HTTPAdapter):
-    """Every request on a new connection, as nginx talks to uWSGI.
-
-    uWSGI's http-socket closes each connection after its response without
-    saying ``Connection: close``; a client that reuses the connection then
-    sometimes sends its next request into the closed socket and gets a
-    reset (about 1 request in 10 here).  Browsers retry such requests by
-    themselves; requests does not.
-    """
-
-    def send(self, request, **kwargs):
-        self.poolmanager.clear()
-        return super().send(request, **kwargs)
-
-
 def log_in(base: str, username: str, password: str = PASSWORD) -> requests.Session:
-    """A requests session logged in to the demo at ``base``, making a new connection per request."""
+    """A requests session logged in to the demo at ``base``: a plain one, with keep-alive, as API clients use."""
     session = requests.Session()
-    session.mount("http://", NoReuseAdapter())
     page = session.get(base + "/login", timeout=10)
     page.raise_for_status()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)

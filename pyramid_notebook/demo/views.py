@@ -19,7 +19,7 @@ from sqlalchemy import select
 from pyramid_notebook import startup
 from pyramid_notebook.admin import notebook_admin
 from pyramid_notebook.demo.models import Base, Item, authenticate
-from pyramid_notebook.views import launch_notebook
+from pyramid_notebook.views import launch_notebook, stop_on_logout
 from pyramid_notebook.views import notebook_proxy as proxy_to_notebook
 from pyramid_notebook.views import shutdown_notebook as stop_notebook
 
@@ -183,6 +183,9 @@ def login(request):
 
 @view_config(route_name="logout", request_method="POST")
 def logout(request):
+    """Log out, and stop the user's notebook: an open notebook tab must not outlive its login."""
+    if request.identity is not None and request.has_permission("shell"):
+        stop_on_logout(request, current_username(request))
     headers = forget(request)
     request.session.invalidate()
     return HTTPFound(request.route_url("home"), headers=headers)
@@ -220,11 +223,11 @@ def item_shell(request):
 def shutdown_notebook(request):
     """Stop the user's notebook and go home.
 
-    The banner inside the notebook page links here, so GET must work; a POST
-    (the home page's button) carries the CSRF token like any other form.
+    The banner inside the notebook page and the home page's button POST here
+    with the CSRF token; a GET (a link from anywhere) only gets a form asking
+    to confirm.
     """
-    stop_notebook(request, current_username(request))
-    return HTTPFound(request.route_url("home"))
+    return stop_notebook(request, current_username(request), came_from=request.route_url("home"))
 
 
 @view_config(route_name="notebook_proxy", permission="shell", require_csrf=False)

@@ -42,20 +42,38 @@ class ActivityMonitor:
     :param server: the running ``jupyter_server`` ServerApp.
     :param idle_timeout: seconds of no use after which the server stops; 0 turns the check off.
     :param on_activity: called with the time of the latest use whenever a check finds a newer one.
+    :param on_idle: called once, with the seconds without use, when the server has been idle too
+        long; it must stop the server (and may record why first).
     """
 
-    def __init__(self, server, idle_timeout: float, on_activity: Callable[[float], None]):
+    def __init__(
+        self,
+        server,
+        idle_timeout: float,
+        on_activity: Callable[[float], None],
+        on_idle: Callable[[float], None],
+    ):
         self.server = server
         self.idle_timeout = idle_timeout
         self.on_activity = on_activity
+        self.on_idle = on_idle
         self.base_url = server.base_url
-        self.last_use = time.time()
+        self.started = self.last_use = time.time()
         self.reported_use = self.last_use
+        self.checks: PeriodicCallback | None = None
 
     def observe_request(self, request) -> OutputTransform:
-        """A tornado transform factory: sees every request the server handles, changes nothing."""
+        """A tornado transform factory: sees every request the server handles, changes nothing.
+
+        The first use after the start is reported at once rather than at the
+        next check: the site asks before it restarts a notebook somebody
+        uses, and must not see an opened notebook as unused for half a minute.
+        """
         if counts_as_use(request.method, request.path, self.base_url):
+            first_use = self.reported_use == self.started
             self.last_use = time.time()
+            if first_use:
+                self.server.io_loop.add_callback(self.check)
         return OutputTransform(request)
 
     def kernel_use(self) -> float:
@@ -80,7 +98,9 @@ class ActivityMonitor:
         idle = time.time() - self.last_use
         if self.idle_timeout and idle >= self.idle_timeout:
             logger.warning("No use for %.0f seconds: stopping the notebook", idle)
-            self.server.stop()
+            if self.checks is not None:
+                self.checks.stop()
+            self.on_idle(idle)
 
     def start(self) -> None:
         """Hook into the server's requests and check regularly."""
@@ -88,4 +108,5 @@ class ActivityMonitor:
         interval = MAX_CHECK_INTERVAL
         if self.idle_timeout:
             interval = min(MAX_CHECK_INTERVAL, max(0.5, self.idle_timeout / 5))
-        PeriodicCallback(self.check, interval * 1000).start()
+        self.checks = PeriodicCallback(self.check, interval * 1000)
+        self.checks.start()

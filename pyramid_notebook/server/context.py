@@ -29,11 +29,25 @@ RUN_KEYS = frozenset(
         "last_activity",
         "start_error",
         "stopped_at",
+        "stopped_reason",
+        "launcher_pid",
         "kill_timeout",
         "idle_timeout",
         "work_folder",
     }
 )
+
+#: Why a notebook ended, as recorded in ``stopped_reason`` beside ``stopped_at``.
+STOPPED_BY_USER = "shut down by its user"
+STOPPED_BY_LOGOUT = "its user logged out"
+STOPPED_BY_ADMIN = "stopped from the admin page"
+STOPPED_BY_CLI = "stopped from the command line"
+STOPPED_IDLE = "idle timeout"
+STOPPED_HARD_LIMIT = "hard time limit (kill_timeout)"
+STOPPED_CONTEXT_CHANGE = "restarted with another context"
+STOPPED_CRASH = "the notebook process ended by itself"
+STOPPED_START_FAILED = "it did not start"
+STOPPED_PID_FILE_DAMAGED = "its pid file was damaged"
 
 #: Keys that never take part in the context hash: the run's own, and where
 #: the notebook was launched from (one notebook may be launched from many pages).

@@ -11,6 +11,12 @@ the pid file).  ``start`` detaches with daemonocle; ``fg`` stays in the
 foreground, which is handy when a notebook will not start and you want to see
 why.  The server binds to 127.0.0.1 only and accepts nothing without the
 secret token that the manager put in the context file.
+
+Jupyter's root is the ``notebooks`` folder inside the work folder (see
+:mod:`.workspace`): the pid, lock, context and log files stay out of the
+notebook's reach.  ``stop``, ``status`` and ``start`` act only on a process
+whose command line is this daemon for this pid file (see :mod:`.processes`),
+whatever number the pid file holds.
 """
 import logging
 import os
@@ -29,22 +35,32 @@ if __package__ in (None, ""):
 
 from pyramid_notebook.server.context import (  # noqa: E402
     CONTEXT_FILE_NAME,
+    STOPPED_HARD_LIMIT,
+    STOPPED_IDLE,
     default_notebook_name,
     read_context,
     write_context,
 )
-from pyramid_notebook.waiting import wait_for  # noqa: E402
+from pyramid_notebook.server.processes import (  # noqa: E402
+    DAEMON_MODULE,
+    STOP_GRACE_SECONDS,
+    daemon_pid,
+    find_daemons,
+    read_pid,
+    terminate_tree,
+)
+from pyramid_notebook.server.signals import reset_signal_state  # noqa: E402
+from pyramid_notebook.server.workspace import prepare_notebook_root  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 STDOUT_LOG = "notebook.stdout.log"
 STDERR_LOG = "notebook.stderr.log"
 
-#: Files of ours that the notebook's file browser should not show.
-HIDDEN_FILES = [CONTEXT_FILE_NAME, "*.pid", "*.log", ".context-*", "*.lock"]
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 
-#: Seconds a stopped notebook gets to shut its kernels down before SIGKILL.
-STOP_GRACE_SECONDS = 10
+#: Templates that replace some of Jupyter Server's own.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 USAGE = __doc__.split("Usage::", 1)[1].split("\n\n")[1]
 
@@ -144,9 +160,11 @@ def server_config(context: dict, direct_websockets: bool):
     config.ServerApp.kernel_websocket_connection_class = (
         "pyramid_notebook.server.nodelay.NoDelayKernelWebsocketConnection"
     )
+    config.ServerApp.contents_manager_class = "pyramid_notebook.server.contents.ConfinedContentsManager"
+    # Jupyter Server's own pages (errors, login) without the token in them.
+    config.ServerApp.extra_template_paths = [str(TEMPLATES)]
     config.ServerApp.open_browser = False
     config.ServerApp.allow_origin = context.get("allow_origin", "")
-    config.ContentsManager.hide_globs = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", *HIDDEN_FILES]
     # JupyterLab at /lab would hand the token to the browser; the language
     # server extension finds no servers here and only slows start and stop.
     config.ServerApp.jpserver_extensions = {"jupyterlab": False, "jupyter_lsp": False}
@@ -164,19 +182,41 @@ def server_config(context: dict, direct_websockets: bool):
     return config
 
 
-def server_arguments(port: int, context: dict, extra: list[str]) -> list[str]:
-    """Command line arguments for the Jupyter server."""
+def server_arguments(port: int, context: dict, root: Path, extra: list[str]) -> list[str]:
+    """Command line arguments for the Jupyter server, serving the notebooks in ``root``."""
     arguments = [
         "--no-browser",
         "--ip=127.0.0.1",
         "--port={}".format(port),
         "--port-retries=0",
         "--ServerApp.base_url={}".format(context.get("notebook_path", "/notebook/")),
-        "--ServerApp.root_dir={}".format(context["work_folder"]),
+        "--ServerApp.root_dir={}".format(root),
     ]
     if os.geteuid() == 0:
         arguments.append("--allow-root")
     return arguments + extra
+
+
+class ContextRecorder:
+    """Adds what the daemon knows to the context file, without undoing what the manager wrote.
+
+    Every write re-reads the file and changes only the daemon's keys.  Once
+    the file belongs to another run (the manager started a new notebook with
+    a new token), this daemon writes nothing more to it.
+    """
+
+    def __init__(self, path: Path, token: str):
+        self.path = path
+        self.token = token
+
+    def record(self, **changes) -> None:
+        """Set ``changes`` in the context file, if it is still this run's."""
+        current = read_context(self.path)
+        if current is None or current.get("token") != self.token:
+            logger.info("The context file belongs to another run now: not recording %s", sorted(changes))
+            return
+        current.update(changes)
+        write_context(self.path, current)
 
 
 def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int, extra: list[str]) -> None:
@@ -189,24 +229,27 @@ def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int
     context = read_context(context_file)
     if context is None or "token" not in context:
         raise RuntimeError("No usable context file at {}".format(context_file))
-    context.update(
+    context.setdefault("context_hash", "default")
+    run_keys = dict(
         pid=os.getpid(),
         http_port=port,
         kill_timeout=kill_timeout,
         work_folder=str(work_folder),
         started=time.time(),
+        context_hash=context["context_hash"],
+        notebook_name=context.get("notebook_name") or default_notebook_name(context),
     )
-    context.setdefault("context_hash", "default")
-    context.setdefault("notebook_name", default_notebook_name(context))
     # A websocket URL naming "{port}" points the browser straight at this
     # server (development, without a websocket proxy); the browser then needs
     # the token in the page configuration to authenticate its websockets.
     direct_websockets = "{port}" in context.get("websocket_url", "")
     if direct_websockets:
-        context["websocket_url"] = context["websocket_url"].replace("{port}", str(port))
+        run_keys["websocket_url"] = context["websocket_url"].replace("{port}", str(port))
+    context.update(run_keys)
 
     os.environ.update(prepare_work_folder(work_folder, context))
-    write_default_notebook(work_folder / context["notebook_name"], context)
+    root = prepare_notebook_root(work_folder)
+    write_default_notebook(root / context["notebook_name"], context)
     # The token reaches the server through its configuration; make sure the
     # kernels (which inherit this environment) never see it another way.
     os.environ.pop("JUPYTER_TOKEN", None)
@@ -214,75 +257,34 @@ def run_notebook(pid_file: Path, work_folder: Path, port: int, kill_timeout: int
     from notebook.app import JupyterNotebookApp
 
     from pyramid_notebook.server.activity import ActivityMonitor
+    from pyramid_notebook.server.graceful import GracefulStop
 
     server = JupyterNotebookApp.initialize_server(
-        argv=server_arguments(port, context, extra), config=server_config(context, direct_websockets)
+        argv=server_arguments(port, context, root, extra), config=server_config(context, direct_websockets)
     )
     if not direct_websockets:
         # Every request arrives through the site's proxy, which adds the token
         # itself; the browser has no use for it.
         server.web_app.settings["token"] = ""
-    server.io_loop.call_later(kill_timeout, server.stop)
+    recorder = ContextRecorder(context_file, context["token"])
+    graceful = GracefulStop(server)
+    graceful.install()
 
-    def record(**changes) -> None:
-        context.update(changes)
-        write_context(context_file, context)
+    def stop_by_itself(reason: str) -> None:
+        recorder.record(stopped_reason=reason, stopped_at=time.time())
+        graceful.stop(reason)
 
-    ActivityMonitor(server, float(context.get("idle_timeout") or 0), lambda when: record(last_activity=when)).start()
+    server.io_loop.call_later(kill_timeout, stop_by_itself, STOPPED_HARD_LIMIT)
+    ActivityMonitor(
+        server,
+        float(context.get("idle_timeout") or 0),
+        lambda when: recorder.record(last_activity=when),
+        lambda idle: stop_by_itself(STOPPED_IDLE),
+    ).start()
     # Runs once the loop turns, when the server is already listening.
-    server.io_loop.add_callback(lambda: record(ready=True))
-    record(last_activity=context["started"])
+    server.io_loop.add_callback(lambda: recorder.record(ready=True))
+    recorder.record(last_activity=context["started"], **run_keys)
     server.start()
-
-
-def process_tree(pid: int) -> list[psutil.Process]:
-    """The process and all its descendants (kernels), or nothing if it is gone."""
-    try:
-        process = psutil.Process(pid)
-        return [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def is_gone(process: psutil.Process) -> bool:
-    """True once ``process`` has exited.
-
-    A zombie counts as gone: it has exited and only waits for its parent
-    (for a daemon, the init process, which may reap it only seconds later).
-    """
-    try:
-        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait up to ``timeout`` seconds for ``processes`` to exit; return those still alive."""
-    wait_for(lambda: all(is_gone(process) for process in processes), timeout)
-    return [process for process in processes if not is_gone(process)]
-
-
-def terminate_tree(pid: int, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the server, give it ``grace`` seconds, then SIGKILL what is left.
-
-    The descendants are collected first: once the server is gone its kernels
-    would be orphans that nobody knows about.  A server that stops cleanly
-    shuts its kernels down itself.
-    """
-    processes = process_tree(pid)
-    if not processes:
-        return
-    try:
-        processes[0].terminate()
-    except psutil.NoSuchProcess:
-        pass
-    alive = wait_gone(processes, grace)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    wait_gone(alive, grace)
 
 
 def report_shutdown(message: str, code: int) -> None:
@@ -308,29 +310,86 @@ def run_worker(arguments: dict) -> None:
 
 
 class NotebookDaemon(daemonocle.Daemon):
-    """daemonocle's daemon, with a stop that takes the kernels along and a quick status."""
+    """daemonocle's daemon, made to act only on its own processes and to behave the same wherever it starts.
+
+    Every use of daemonocle's private methods is here:
+
+    * the pid file counts only when it names this daemon for this pid file
+      (:func:`.processes.daemon_pid`): garbage, ``1`` or another program's
+      pid means "not running", and nothing else is ever signalled;
+    * the pid file is replaced in one step, and removed at exit only while
+      it still holds this process's pid: an old server ending late must not
+      delete the pid file of the server that replaced it;
+    * the daemon always detaches.  daemonocle would not when its parent is
+      PID 1 (a launcher whose own parent had exited), leaving two processes
+      per notebook and the server's log in the launch log.
+    """
+
+    @classmethod
+    def _is_detach_necessary(cls):
+        return True
+
+    def _read_pid_file(self):
+        return daemon_pid(Path(self.pid_file))
+
+    def _write_pid_file(self):
+        pid_file = Path(self.pid_file)
+        temporary = pid_file.with_name(".{}.{}".format(pid_file.name, os.getpid()))
+        temporary.write_text("{}\n".format(os.getpid()), encoding="ascii")
+        os.replace(temporary, pid_file)
+        self._pid_fd = None
+
+    def _close_pid_file(self):
+        if read_pid(Path(self.pid_file)) == os.getpid():
+            Path(self.pid_file).unlink(missing_ok=True)
+
+    @daemonocle.expose_action
+    def start(self, debug=False, *args, **kwargs):
+        """Start the server, first ending any earlier server of this pid file that its pid file lost track of."""
+        pid_file = Path(self.pid_file)
+        if daemon_pid(pid_file) is None:
+            own_lineage = {process.pid for process in psutil.Process().parents()}
+            for orphan in find_daemons(pid_file):
+                if orphan.pid not in own_lineage:
+                    logger.warning("Stopping server %d: its pid file %s no longer names it", orphan.pid, pid_file)
+                    terminate_tree(orphan.pid, self.stop_timeout)
+        return super().start(debug, *args, **kwargs)
 
     @daemonocle.expose_action
     def stop(self, timeout=None, force=True):
-        """Stop the notebook server and every kernel it started."""
-        pid = self._read_pid_file()
-        if pid is None:
+        """Stop the notebook server and every kernel it started.
+
+        A pid file that does not name this daemon is left alone as far as
+        signals go: a server that it lost track of is found by its command
+        line instead, so a damaged pid file never leaves one running.
+        """
+        pid_file = Path(self.pid_file)
+        servers = find_daemons(pid_file)
+        if not servers:
+            if read_pid(pid_file) is not None or pid_file.exists():
+                logger.info("Removing %s: it names no running notebook server", pid_file)
+            pid_file.unlink(missing_ok=True)
             self._echo("{} is not running\n".format(self.name))
             return 0
-        terminate_tree(pid, timeout or self.stop_timeout)
-        if os.path.exists(self.pid_file):
-            os.remove(self.pid_file)
-        self._echo("Stopped {} (PID {})\n".format(self.name, pid))
+        for server in servers:
+            terminate_tree(server.pid, timeout or self.stop_timeout)
+        if daemon_pid(pid_file) is None:
+            pid_file.unlink(missing_ok=True)
+        self._echo("Stopped {} (PID {})\n".format(self.name, ", ".join(str(server.pid) for server in servers)))
         return 0
 
     @daemonocle.expose_action
     def status(self, json=False, fields=None):
         """Print the status without daemonocle's one-second CPU sampling; exit 1 if not running."""
-        status = self.get_status(fields="pid,status,uptime")
-        if status.get("pid") is None:
+        pid = daemon_pid(Path(self.pid_file))
+        try:
+            state = psutil.Process(pid).status() if pid is not None else None
+        except psutil.NoSuchProcess:
+            state = None
+        if state is None:
             self._echo("{} is not running\n".format(self.name))
             sys.exit(1)
-        self._echo("{name} is {status} (PID {pid})\n".format(name=self.name, **status))
+        self._echo("{} is {} (PID {})\n".format(self.name, state, pid))
         return 0
 
 
@@ -393,14 +452,60 @@ def make_daemon(arguments: dict) -> NotebookDaemon:
     return NotebookDaemon(**options)
 
 
+def configure_logging(arguments: dict) -> None:
+    """Send this package's log to stderr: the server's stderr log once the daemon has detached.
+
+    ``stop`` also appends its warnings (a server that had to be killed) to
+    the notebook's stderr log, where whoever looks into the notebook finds them.
+    """
+    package_logger = logging.getLogger("pyramid_notebook")
+    package_logger.setLevel(logging.INFO)
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter(LOG_FORMAT))
+    package_logger.addHandler(console)
+    if arguments["action"] == "stop" and arguments["pid_file"].parent.is_dir():
+        notebook_log = logging.FileHandler(arguments["pid_file"].parent / STDERR_LOG, delay=True)
+        notebook_log.setLevel(logging.WARNING)
+        notebook_log.setFormatter(logging.Formatter(LOG_FORMAT))
+        package_logger.addHandler(notebook_log)
+
+
+def with_absolute_paths(arguments: dict) -> list[str]:
+    """The daemon's command line for ``arguments``, with absolute paths.
+
+    A running server is recognised by its command line naming its pid file
+    (see :mod:`.processes`), so that must be the absolute path.
+    """
+    return [
+        sys.executable,
+        "-m",
+        DAEMON_MODULE,
+        arguments["action"],
+        str(arguments["pid_file"]),
+        str(arguments["work_folder"]),
+        str(arguments["port"]),
+        str(arguments["kill_timeout"]),
+        *arguments["extra"],
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
+    # Before anything else, and before daemonocle forks: the launcher may
+    # have inherited blocked or ignored signals (see .signals).
+    blocked, ignored = reset_signal_state()
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     try:
         arguments = parse_arguments(argv)
     except UsageError as error:
         sys.stderr.write("notebook_daemon: {}\nUsage:\n{}\n".format(error, USAGE))
         return 2
+    if command_line and arguments["action"] in ("start", "fg") and argv[1] != str(arguments["pid_file"]):
+        os.execv(sys.executable, with_absolute_paths(arguments))
+    configure_logging(arguments)
+    if blocked or ignored:
+        logger.info("Launched with signals blocked %s and ignored %s: reset them", sorted(blocked), sorted(ignored))
     daemon = make_daemon(arguments)
     action = "start" if arguments["action"] == "fg" else arguments["action"]
     return daemon.do_action(action) or 0

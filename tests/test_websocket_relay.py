@@ -1,4 +1,4 @@
-"""The websocket relay of pyramid_notebook.uwsgi, frame by frame, without uWSGI.
+"""The websocket relay (pyramid_notebook.websocket.relay) frame by frame, and the uWSGI adaptor's checks, without uWSGI.
 
 Two socket pairs stand in for the browser's connection and the notebook's;
 the tests play both peers and check what the relay passes on.
@@ -12,9 +12,10 @@ import types
 import pytest
 from pyramid.request import Request
 
-from pyramid_notebook import uwsgi as proxy
-from pyramid_notebook.uwsgi import (
-    KEEPALIVE_PAYLOAD,
+from pyramid_notebook.uwsgi import serve_websocket
+from pyramid_notebook.waiting import wait_for
+from pyramid_notebook.websocket import relay as relay_module
+from pyramid_notebook.websocket.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -22,45 +23,14 @@ from pyramid_notebook.uwsgi import (
     OP_PONG,
     OP_TEXT,
     Frame,
-    FrameScanner,
-    ProtocolError,
-    Relay,
-    Side,
-    apply_mask,
     close_payload,
     encode_frame,
 )
-from pyramid_notebook.waiting import wait_for
+from pyramid_notebook.websocket.relay import KEEPALIVE_PAYLOAD, UPSTREAM_MAX_FRAME, Relay, Side
+from pyramid_notebook.websocket.uwsgi import WebsocketProxyResponse, accept_key
+from tests.test_websocket_frames import FrameParser
 
 TIMEOUT = 10
-
-
-class FrameParser:
-    """Whole frames out of a byte stream, as a browser or the notebook reads them (for the test peers)."""
-
-    def __init__(self, masked: bool):
-        self.masked = masked
-        self.buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[Frame]:
-        self.buffer += data
-        frames = []
-        while len(self.buffer) >= 2:
-            first, second = self.buffer[0], self.buffer[1]
-            assert bool(second & 0x80) == self.masked, "frame masking is wrong"
-            length, position = second & 0x7F, 2
-            if length == 126:
-                length, position = int.from_bytes(self.buffer[2:4], "big"), 4
-            elif length == 127:
-                length, position = int.from_bytes(self.buffer[2:10], "big"), 10
-            key = bytes(self.buffer[position : position + 4]) if self.masked else None
-            position += 4 if self.masked else 0
-            if len(self.buffer) < position + length:
-                break
-            payload = bytes(self.buffer[position : position + length])
-            del self.buffer[: position + length]
-            frames.append(Frame(bool(first & 0x80), first & 0x0F, apply_mask(key, payload) if key else payload))
-        return frames
 
 
 class Peer:
@@ -113,7 +83,7 @@ class Harness:
         self.ends = [browser_end, notebook_end]
         self.relay = Relay(
             Side("browser", browser_end, peer_masks=True, we_mask=False, max_payload=max_payload),
-            Side("notebook", notebook_end, peer_masks=False, we_mask=True, max_payload=proxy.UPSTREAM_MAX_FRAME),
+            Side("notebook", notebook_end, peer_masks=False, we_mask=True, max_payload=UPSTREAM_MAX_FRAME),
             ping_freq=ping_freq,
             pong_tolerance=pong_tolerance,
             path="/test",
@@ -153,85 +123,6 @@ def close_handshake(harness: Harness) -> None:
     harness.notebook.send(Frame(True, OP_CLOSE, close_payload(1000)))
     assert harness.browser.receive_close().payload == close_payload(1000)
     assert harness.wait_ended() == "closed by both sides"
-
-
-# Frames
-
-
-@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 3 * 1024 * 1024])
-def test_frames_encode_and_parse_back(size):
-    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    for masked in (False, True):
-        header, body = encode_frame(Frame(True, OP_BINARY, payload), masked)
-        assert FrameParser(masked).feed(header + body) == [Frame(True, OP_BINARY, payload)]
-
-
-def scan_in_chunks(scanner: FrameScanner, data: bytes, chunk: int) -> tuple[bytes, list[Frame]]:
-    """Feed ``data`` in chunks; return the bytes passed on and the control frames seen."""
-    passed, controls = bytearray(), []
-    for start in range(0, len(data), chunk):
-        for piece, frame in scanner.scan(memoryview(data[start : start + chunk])):
-            passed += piece
-            if frame is not None:
-                controls.append(frame)
-    return bytes(passed), controls
-
-
-STREAM_FRAMES = [
-    Frame(True, OP_TEXT, b"hello"),
-    Frame(True, OP_PING, b"ping payload"),
-    Frame(True, OP_BINARY, bytes(range(256)) * 300),
-    Frame(False, OP_TEXT, b"one "),
-    Frame(True, OP_PONG, b""),
-    Frame(True, OP_CONTINUATION, b"two"),
-    Frame(True, OP_BINARY, b"x" * 70000),
-    Frame(True, OP_CLOSE, close_payload(4001, "bye")),
-    Frame(True, OP_TEXT, b"after the close: dropped"),
-]
-
-
-@pytest.mark.parametrize("masked", [True, False])
-@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 13, 1000, 1 << 20])
-def test_scanner_passes_bytes_unchanged_and_finds_control_frames(masked, chunk):
-    encoded = [b"".join(encode_frame(frame, masked)) for frame in STREAM_FRAMES]
-    passed, controls = scan_in_chunks(FrameScanner(masked, 1 << 20), b"".join(encoded), chunk)
-    assert passed == b"".join(encoded[:-1])
-    assert controls == [frame for frame in STREAM_FRAMES[:-1] if frame.opcode >= OP_CLOSE]
-
-
-def test_scanner_knows_when_a_frame_is_cut():
-    scanner = FrameScanner(False, 1 << 20)
-    header, payload = encode_frame(Frame(True, OP_BINARY, b"x" * 1000), False)
-    scanner.scan(memoryview(header + payload[:10]))
-    assert not scanner.at_boundary
-    scanner.scan(memoryview(payload[10:]))
-    assert scanner.at_boundary
-
-
-def test_masking_is_its_own_inverse():
-    key = b"\x01\x80\xff\x33"
-    data = bytes(range(256)) * 7 + b"xyz"
-    assert apply_mask(key, data) != data
-    assert apply_mask(key, apply_mask(key, data)) == data
-
-
-@pytest.mark.parametrize(
-    "data, code",
-    [
-        (b"\x81\x05hello", 1002),  # unmasked frame from a browser
-        (b"\xc1\x80\x00\x00\x00\x00", 1002),  # reserved bit set
-        (b"\x83\x80\x00\x00\x00\x00", 1002),  # unknown opcode
-        (b"\x09\x80\x00\x00\x00\x00", 1002),  # fragmented control frame
-        (b"\x82\xfe\x10\x00\x00\x00\x00\x00", 1009),  # 4096 bytes announced, limit 1024
-    ],
-)
-def test_scanner_refuses_broken_frames(data, code):
-    good = b"".join(encode_frame(Frame(True, OP_TEXT, b"fine"), True))
-    with pytest.raises(ProtocolError) as error:
-        FrameScanner(True, 1024).scan(memoryview(good + data))
-    assert error.value.code == code
-    # What came before the bad frame is still there to pass on.
-    assert b"".join(bytes(piece) for piece, _frame in error.value.pieces) == good
 
 
 # Relaying
@@ -358,7 +249,7 @@ def test_unmasked_frame_from_the_browser_closes_with_1002(harness):
 
 
 def test_unanswered_close_ends_the_relay_after_the_close_timeout(harness, monkeypatch):
-    monkeypatch.setattr(proxy, "CLOSE_TIMEOUT", 0.3)
+    monkeypatch.setattr(relay_module, "CLOSE_TIMEOUT", 0.3)
     # The relay reads the timeout when the close passes.
     harness.browser.send(Frame(True, OP_CLOSE, close_payload(1000)))
     harness.notebook.receive_close()
@@ -447,28 +338,28 @@ def websocket_request(**headers) -> Request:
 
 def test_outside_uwsgi_the_answer_is_501(monkeypatch):
     monkeypatch.setitem(sys.modules, "uwsgi", None)
-    assert proxy.serve_websocket(websocket_request(), 40000, "secret").status_code == 501
+    assert serve_websocket(websocket_request(), 40000, "secret").status_code == 501
 
 
 def test_tls_inside_the_worker_is_refused(fake_uwsgi):
     fake_uwsgi.opt["https-socket"] = b"0.0.0.0:443,cert,key"
-    assert proxy.serve_websocket(websocket_request(), 40000, "secret").status_code == 501
+    assert serve_websocket(websocket_request(), 40000, "secret").status_code == 501
 
 
 def test_not_a_websocket_handshake_is_400(fake_uwsgi):
-    assert proxy.serve_websocket(websocket_request(**{"Sec-WebSocket-Key": ""}), 40000, "secret").status_code == 400
+    assert serve_websocket(websocket_request(**{"Sec-WebSocket-Key": ""}), 40000, "secret").status_code == 400
 
 
 def test_old_websocket_version_is_426(fake_uwsgi):
-    response = proxy.serve_websocket(websocket_request(**{"Sec-WebSocket-Version": "8"}), 40000, "secret")
+    response = serve_websocket(websocket_request(**{"Sec-WebSocket-Version": "8"}), 40000, "secret")
     assert response.status_code == 426
     assert response.headers["Sec-WebSocket-Version"] == "13"
 
 
 def test_handshake_request_gives_a_relay_response_that_hides_the_token(fake_uwsgi):
     request = websocket_request(**{"Sec-WebSocket-Protocol": "v1.kernel.websocket.jupyter.org, other"})
-    response = proxy.serve_websocket(request, 40001, "secret-token")
-    assert isinstance(response, proxy.WebsocketProxyResponse)
+    response = serve_websocket(request, 40001, "secret-token")
+    assert isinstance(response, WebsocketProxyResponse)
     assert response.upstream_url == "ws://127.0.0.1:40001/notebook/api/kernels/abc/channels?session_id=s1"
     assert response.protocols == ["v1.kernel.websocket.jupyter.org", "other"]
     assert "secret-token" not in repr(response)
@@ -476,4 +367,4 @@ def test_handshake_request_gives_a_relay_response_that_hides_the_token(fake_uwsg
 
 
 def test_accept_key_is_the_rfc_example():
-    assert proxy.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
