@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make demo` and `make test`.
+# The two commands a newcomer needs: `make demo` and `make test` (`make test-fast` for the unit tests alone).
 # Everything is installed into .venv; browser tests use Debian's Chromium.
 
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all install browser test demo bench lint clean
+.PHONY: all install browser test test-fast demo bench docs lint clean
 
 all: test
 
@@ -41,14 +41,28 @@ test: install browser
 	$(BIN)/ruff check pyramid_notebook tests benchmarks
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
+# The unit tests only (marked `unit`, see tests/conftest.py): no notebook,
+# server or browser, so no Chromium either; well under 30 s.
+test-fast: install
+	$(BIN)/ruff check pyramid_notebook tests benchmarks
+	$(BIN)/pytest -m unit tests $(PYTEST_ARGS)
+
 demo: install
 	$(BIN)/pserve development.ini
 
-bench: install
+# Every benchmark beside its baseline, then the summary against the targets;
+# JSON and PNG charts in benchmarks/results/ (see docs/benchmarks.rst).
+bench: install browser
+	$(BIN)/pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.run
+
+# The manual (docs/), as HTML in docs/_build/html; any Sphinx warning fails the build.
+docs: install
+	$(BIN)/pip install --quiet -r docs/requirements.txt
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 lint: install
 	$(BIN)/ruff check pyramid_notebook tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build

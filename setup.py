@@ -25,6 +25,7 @@ setup(
         "jupyter_server>=2.4,<3",
         "nbformat>=5",
         "requests>=2.28",
+        "urllib3>=2",
         "daemonocle==1.2.3",
         # daemonocle 1.2.3 uses click APIs that click 9 removes.
         "click<9",

@@ -12,7 +12,8 @@ figures are B's latencies, side by side:
   the old 300 s upstream timeout), to show what it buys.
 
 The upstream timeout is 5 s here instead of the default 30, to keep the run
-short; each abuse phase lasts long enough for it to expire.
+short; each abuse phase lasts long enough for it to expire.  Results go to
+``benchmarks/results/starvation.json`` and ``.png``.
 """
 import statistics
 import tempfile
@@ -25,21 +26,20 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.charts import median_p99_bars, new_figure, save_chart
+from benchmarks.results import BenchmarkRecord
 from pyramid_notebook.settings import PREFIX
-from tests.test_proxy_limits import (
-    USER_A,
-    USER_B,
-    frozen,
-    launch,
-    notebook_pid,
-    running_pserve,
-    stalled_downloads,
-    write_download,
-)
-from tests.uwsgi_site import log_in, running_uwsgi
+from tests.support.abuse import USER_A, USER_B, frozen, notebook_pid, stalled_downloads, write_download
+from tests.support.demo import launch_shell
+from tests.support.login import log_in_session
+from tests.support.pserve_site import running_pserve
+from tests.support.stats import percentile
+from tests.support.uwsgi_site import running_uwsgi
+
+NAME = "starvation"
 
 #: Notebook ports for this benchmark, apart from the tests' ranges.
-MIN_PORT = 43400
+MIN_PORT = 23400
 PORT_RANGE = 100
 
 UPSTREAM_TIMEOUT = 5
@@ -74,11 +74,25 @@ class Timings:
         self.seconds.append(time.perf_counter() - started)
         self.failed += not ok
 
+    def figures(self) -> dict:
+        """Request count, median, p99 and slowest in milliseconds, and failures."""
+        seconds = self.seconds
+        return {
+            "requests": len(seconds),
+            "median_ms": round(statistics.median(seconds) * 1000, 1),
+            "p99_ms": round(percentile(seconds, 99) * 1000, 1),
+            "max_ms": round(max(seconds) * 1000, 1),
+            "failed": self.failed,
+        }
+
     def summary(self) -> str:
-        ordered = sorted(self.seconds)
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        seconds = self.seconds
         return "{:5d} req  median {:8.1f} ms  p99 {:8.1f} ms  max {:8.1f} ms  failed {:3d}".format(
-            len(ordered), statistics.median(ordered) * 1000, p99 * 1000, ordered[-1] * 1000, self.failed
+            len(seconds),
+            statistics.median(seconds) * 1000,
+            percentile(seconds, 99) * 1000,
+            max(seconds) * 1000,
+            self.failed,
         )
 
 
@@ -144,9 +158,9 @@ def scenario(name: str, demo, folder: Path, protected: bool) -> list[tuple[str, 
     """A quiet phase (when protected), then A's abuse, against one server; rows for the table."""
     rows = []
     with demo(folder, PROTECTED if protected else UNPROTECTED) as (base, notebook_folder):
-        with log_in(base, USER_A) as user_a, log_in(base, USER_B) as user_b:
+        with log_in_session(base, USER_A) as user_a, log_in_session(base, USER_B) as user_b:
             for session in (user_a, user_b):
-                launch(session, base)
+                launch_shell(session, base)
             download = write_download(notebook_folder, USER_A)
             load_b(base, user_b, WARM_UP_SECONDS)
             if protected:
@@ -158,7 +172,23 @@ def scenario(name: str, demo, folder: Path, protected: bool) -> list[tuple[str, 
     return rows
 
 
+def chart(phases: list[dict], machine: dict) -> str:
+    figure, (axes,) = new_figure("User B's pages while user A abuses their notebook", 1, 10.0)
+    median_p99_bars(
+        axes,
+        [phase["phase"].replace(", ", "\n", 1) for phase in phases],
+        [phase["median_ms"] for phase in phases],
+        [phase["p99_ms"] for phase in phases],
+        "ms (log scale)",
+        "home page and own api/status, {} s per phase".format(PHASE_SECONDS),
+        "{:.0f}",
+        log_scale=True,
+    )
+    return save_chart(figure, NAME, machine)
+
+
 def main() -> None:
+    record = BenchmarkRecord(NAME)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pn-starvation-") as folder:
         for name, demo in (("pserve", pserve_demo), ("uWSGI", uwsgi_demo)):
@@ -171,6 +201,9 @@ def main() -> None:
         print("  {:<40} {}".format(label, timings.summary()))
         if a_report:
             print("  {:<40} {}".format("", a_report))
+    phases = [{"phase": label, **timings.figures(), "user_a": a_report} for label, timings, a_report in rows]
+    record.save({"phase_seconds": PHASE_SECONDS, "upstream_timeout_s": UPSTREAM_TIMEOUT, "phases": phases})
+    chart(phases, record.machine)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ thread.  For each setting below, the demo runs under the shipped uwsgi.ini
 with only ``processes`` and ``threads`` changed; ``--tabs`` tabs' websockets
 are opened, then the logged-in home page is fetched 20 times.  Prints how
 many websockets opened, and the home page's median and slowest time (a page
-that does not come within 5 s counts as starved).
+that does not come within 5 s counts as starved).  Results go to
+``benchmarks/results/ws_capacity.json`` and ``.png``.
 """
 import argparse
 import logging
@@ -25,10 +26,15 @@ import websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.uwsgi_site import cookie_header, log_in, running_uwsgi, start_notebook  # noqa: E402
-from tests.ws_client import V1_PROTOCOL, channels_path, delete_kernel, open_websocket, start_kernel  # noqa: E402
+from benchmarks.charts import median_p99_bars, new_figure, save_chart  # noqa: E402
+from benchmarks.results import BenchmarkRecord  # noqa: E402
+from tests.support.login import cookie_header, log_in_session  # noqa: E402
+from tests.support.uwsgi_site import running_uwsgi, start_notebook  # noqa: E402
+from tests.support.ws_client import V1_PROTOCOL, channels_path, delete_kernel, open_websocket, start_kernel  # noqa: E402
 
 logger = logging.getLogger("ws_capacity")
+
+NAME = "ws_capacity"
 
 #: (processes, threads) to compare; the last is what uwsgi.ini ships.
 SETTINGS = [(1, 8), (2, 16), (2, 32), (2, 64)]
@@ -51,7 +57,7 @@ def measure(folder: Path, uwsgi_args: list[str], tabs: int) -> tuple[int, list[f
     """Websockets opened and home page timings (ms, None when starved) under uWSGI with ``uwsgi_args`` added."""
     with running_uwsgi(folder, extra_args=uwsgi_args) as site:
         context = start_notebook(site, "user")
-        session = log_in(site.base, "user")
+        session = log_in_session(site.base, "user")
         kernel_id = start_kernel(context)
         sockets = []
         try:
@@ -89,14 +95,34 @@ def measure(folder: Path, uwsgi_args: list[str], tabs: int) -> tuple[int, list[f
             delete_kernel(context, kernel_id)
 
 
+def chart(settings: list[dict], tabs: int, machine: dict) -> str:
+    """Median and slowest home page per setting; a starved page counts as the timeout."""
+    timeout_ms = PAGE_TIMEOUT * 1000
+    figure, (axes,) = new_figure("Home page with {} notebook tabs open, per uWSGI setting".format(tabs), 1, 7.0)
+    median_p99_bars(
+        axes,
+        ["{processes} x {threads}\n{websockets_opened} ws open".format(**setting) for setting in settings],
+        [setting["median_ms"] or timeout_ms for setting in settings],
+        [setting["slowest_ms"] or timeout_ms for setting in settings],
+        "ms (log scale)",
+        "processes x threads; starved pages count as {:.0f} ms".format(timeout_ms),
+        "{:.0f}",
+        log_scale=True,
+        second_label="slowest",
+    )
+    return save_chart(figure, NAME, machine)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tabs", type=int, default=20, help="notebook tabs, two websockets each (default 20)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    record = BenchmarkRecord(NAME)
     print("Home page with {} tabs ({} websockets) open:".format(arguments.tabs, 2 * arguments.tabs))
     print("{:<22}{:>12}{:>12}{:>12}".format("processes x threads", "websockets", "median ms", "slowest ms"))
+    settings = []
     with tempfile.TemporaryDirectory(prefix="ws-capacity-") as folder:
         for number, (processes, threads) in enumerate(SETTINGS):
             uwsgi_args = ["--processes", str(processes), "--threads", str(threads)]
@@ -106,6 +132,19 @@ def main(argv=None) -> int:
             median = "{:.1f}".format(statistics.median(answered)) if answered else "-"
             slowest = "starved x{}".format(starved) if starved else "{:.1f}".format(max(answered))
             print("{:<22}{:>12}{:>12}{:>12}".format("{} x {}".format(processes, threads), opened, median, slowest))
+            settings.append(
+                {
+                    "processes": processes,
+                    "threads": threads,
+                    "websockets_opened": opened,
+                    "pages": len(timings),
+                    "median_ms": round(statistics.median(answered), 1) if answered else None,
+                    "slowest_ms": round(max(answered), 1) if answered and not starved else None,
+                    "starved": starved,
+                }
+            )
+    record.save({"tabs": arguments.tabs, "websockets_wanted": 2 * arguments.tabs, "settings": settings})
+    chart(settings, arguments.tabs, record.machine)
     return 0
 
 

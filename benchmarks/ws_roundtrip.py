@@ -10,7 +10,8 @@ through nginx; in three rounds, each path uses each kernel.  Each request
 executes ``1`` and waits for the reply and the idle status.  The paths take
 turns, each going first in turn, so that whatever else the machine does falls
 on all of them alike.  Prints the median, p99 and mean in
-milliseconds, and what each proxy adds to the direct median.
+milliseconds, and what each proxy adds to the direct median.  Results go to
+``benchmarks/results/ws_roundtrip.json`` and ``.png``.
 """
 import argparse
 import logging
@@ -23,25 +24,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.uwsgi_site import NGINX, cookie_header, log_in, running_nginx, running_uwsgi, start_notebook  # noqa: E402
-from tests.ws_client import (  # noqa: E402
+from benchmarks.charts import median_p99_bars, new_figure, save_chart  # noqa: E402
+from benchmarks.results import BenchmarkRecord  # noqa: E402
+from tests.support.login import cookie_header, log_in_session  # noqa: E402
+from tests.support.notebooks import token_header  # noqa: E402
+from tests.support.stats import percentile  # noqa: E402
+from tests.support.uwsgi_site import NGINX, running_nginx, running_uwsgi, start_notebook  # noqa: E402
+from tests.support.ws_client import (  # noqa: E402
     V1_PROTOCOL,
     KernelSocket,
     channels_path,
     delete_kernel,
     open_websocket,
     start_kernel,
-    token_header,
 )
 
 logger = logging.getLogger("ws_roundtrip")
 
+NAME = "ws_roundtrip"
 WARM_UP = 50
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def main(argv=None) -> int:
@@ -51,20 +52,21 @@ def main(argv=None) -> int:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     protocol = V1_PROTOCOL if arguments.protocol == "v1" else None
+    record = BenchmarkRecord(NAME)
 
     with tempfile.TemporaryDirectory(prefix="ws-roundtrip-") as folder, ExitStack() as stack:
         site = stack.enter_context(running_uwsgi(Path(folder) / "site"))
         context = start_notebook(site, "user")
-        session = log_in(site.base, "user")
+        session = log_in_session(site.base, "user")
 
         def ws_base(base: str) -> str:
             return base.replace("http://", "ws://", 1)
 
-        paths = {"direct": ("ws://127.0.0.1:{}".format(context["http_port"]), token_header(context))}
+        paths = {"direct": ("ws://127.0.0.1:{}".format(context.http_port), token_header(context))}
         paths["uwsgi"] = (ws_base(site.base), {"Cookie": cookie_header(session)})
         if NGINX:
             nginx_base = stack.enter_context(running_nginx(Path(folder) / "nginx", site.port))
-            nginx_session = log_in(nginx_base, "user")
+            nginx_session = log_in_session(nginx_base, "user")
             paths["nginx+uwsgi"] = (ws_base(nginx_base), {"Cookie": cookie_header(nginx_session)})
         else:
             logger.warning("nginx is not installed: measuring without it")
@@ -108,17 +110,36 @@ def main(argv=None) -> int:
         "Execute round trip, {} requests per path, {} protocol (ms):".format(arguments.requests, arguments.protocol)
     )
     print("{:<14}{:>9}{:>9}{:>9}{:>16}".format("path", "median", "p99", "mean", "added (median)"))
+    paths_figures = {}
     for name, values in timings.items():
         median = statistics.median(values)
+        paths_figures[name] = {
+            "requests": len(values),
+            "median_ms": round(median, 3),
+            "p99_ms": round(percentile(values, 99), 3),
+            "mean_ms": round(statistics.fmean(values), 3),
+            "added_median_ms": None if name == "direct" else round(median - direct, 3),
+        }
         print(
             "{:<14}{:>9.2f}{:>9.2f}{:>9.2f}{:>16}".format(
                 name,
                 median,
-                percentile(values, 0.99),
+                percentile(values, 99),
                 statistics.fmean(values),
                 "" if name == "direct" else "{:+.2f}".format(median - direct),
             )
         )
+    record.save({"protocol": arguments.protocol, "paths": paths_figures})
+    figure, (axes,) = new_figure("Kernel execute round trip ({} protocol)".format(arguments.protocol), 1, 6.0)
+    median_p99_bars(
+        axes,
+        list(paths_figures),
+        [path["median_ms"] for path in paths_figures.values()],
+        [path["p99_ms"] for path in paths_figures.values()],
+        "ms",
+        "{} executes per path, in turns".format(arguments.requests),
+    )
+    save_chart(figure, NAME, record.machine)
     return 0
 
 

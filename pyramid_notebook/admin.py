@@ -20,10 +20,10 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
 
-from pyramid_notebook.notebookmanager import check_name
+from pyramid_notebook.manager import check_name
 from pyramid_notebook.pages import html_page
+from pyramid_notebook.protocol.context import STOPPED_BY_ADMIN
 from pyramid_notebook.report import COLUMNS, STOPPED_COLUMNS, split_statuses, status_row, stopped_row
-from pyramid_notebook.server.context import STOPPED_BY_ADMIN
 
 STOP_FORM = (
     '<form method="post" style="margin:0"><input type="hidden" name="csrf_token" value="{csrf}">'
@@ -90,4 +90,4 @@ def notebook_admin(request: Request) -> Response:
         body += "<h2>Not running</h2>" + TABLE.format(
             table_id="pyramid-notebook-stopped", heading=heading_cells(STOPPED_COLUMNS), rows=stopped_rows
         )
-    return html_page("Notebooks", body, 200)
+    return html_page(request, "Notebooks", body, 200)

@@ -15,9 +15,9 @@ import sys
 
 from pyramid.exceptions import ConfigurationError
 
-from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.manager import NotebookManager
+from pyramid_notebook.protocol.context import STOPPED_BY_CLI
 from pyramid_notebook.report import STOPPED_COLUMNS, split_statuses, status_row, stopped_row, text_table
-from pyramid_notebook.server.context import STOPPED_BY_CLI
 from pyramid_notebook.settings import make_manager, parse_settings
 
 
@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     )
     stop = commands.add_parser("stop", help="stop one user's notebook")
     stop.add_argument("user")
-    commands.add_parser("stop-all", help="stop every notebook")
+    commands.add_parser("stop-all", help="stop every notebook, running or starting")
     return parser
 
 
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         manager.stop_notebook(arguments.user, reason=STOPPED_BY_CLI)
         sys.stdout.write("Stopped the notebook of {}\n".format(arguments.user))
         return 0
-    stopped = [status["name"] for status in manager.list_notebooks()]
-    for name in stopped:
-        manager.stop_notebook(name, reason=STOPPED_BY_CLI)
+    stopped = manager.stop_all(reason=STOPPED_BY_CLI)
     sys.stdout.write("Stopped {} notebook(s){}\n".format(len(stopped), ": " + ", ".join(stopped) if stopped else ""))
     return 0
 

@@ -9,9 +9,20 @@ itself or of its alternative notebook domain.
 """
 from urllib.parse import urlsplit
 
+from pyramid.httpexceptions import HTTPForbidden
 from pyramid.request import Request
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CrossSiteRequestRefused(HTTPForbidden):
+    """403 for a request that could change something and does not come from the site's own pages.
+
+    A class of its own, so that a site's forbidden view can tell it from a
+    permission it refused and say what happened.
+    """
+
+    explanation = "The request does not come from this site's own pages, so it was refused."
 
 
 def origin_of(url: str) -> str | None:

@@ -1,11 +1,19 @@
 """The few pages pyramid_notebook shows itself, outside the notebook.
 
-They are plain HTML with inline styles, so that they work on any site
-without templates or static files being set up.
+By default they are plain HTML with inline styles, so that they work on any
+site without templates or static files being set up.  A site that wants them
+in its own layout names a template of its own in the
+``pyramid_notebook.page_renderer`` setting (e.g.
+``myapp:templates/notebook_page.jinja2``); it gets ``title``, ``content``
+(the page's HTML, marked safe for Jinja2 and Chameleon) and ``back_url``
+(the site's front page).
 """
 import json
 from html import escape
 
+from pyramid.csrf import get_csrf_token
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
 from pyramid.response import Response
 
 PAGE = """<!DOCTYPE html>
@@ -13,7 +21,7 @@ PAGE = """<!DOCTYPE html>
 <head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 4rem auto; padding: 0 1rem; color: #222; }}
-pre {{ background: #f4f4f4; padding: 1rem; overflow-x: auto; font-size: 0.85rem; }}
+pre {{ background: #f4f4f4; padding: 1rem; font-size: 0.85rem; white-space: pre-wrap; overflow-wrap: anywhere; }}
 a.button, button {{ display: inline-block; padding: 0.5rem 1rem; background: #1565c0; color: #fff;
   text-decoration: none; border: 0; border-radius: 4px; font: inherit; cursor: pointer; }}
 button.danger {{ background: #c62828; }}
@@ -22,6 +30,7 @@ form {{ display: inline-block; margin: 0 0.5rem 0 0; }}
 <body>
 <h1>{title}</h1>
 {body}
+<p><a id="pyramid-notebook-back" href="{back_url}">Back to the site</a></p>
 </body>
 </html>
 """
@@ -41,25 +50,46 @@ POST_FORM = """<form method="post" action="{action}"><input type="hidden" name="
 {fields}<button type="submit" id="{button_id}" class="{button_class}">{label}</button></form>"""
 
 
-def html_page(title: str, body_html: str, status: int) -> Response:
-    """A small self-contained HTML page; ``body_html`` must already be escaped."""
-    return Response(
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        text=PAGE.format(title=escape(title), body=body_html),
-        cache_control="no-store",
-    )
+class Html(str):
+    """Text that is HTML already: templates (Jinja2, Chameleon) insert it unescaped."""
+
+    def __html__(self) -> str:
+        return self
 
 
-def not_running_page(launch_url: str) -> Response:
+def html_page(request: Request, title: str, body_html: str, status: int) -> Response:
+    """One of the library's pages, in the site's template if it names one; ``body_html`` must already be escaped."""
+    back_url = request.application_url + "/"
+    renderer = request.registry.notebook_settings.page_renderer
+    if renderer:
+        value = {"title": title, "content": Html(body_html), "back_url": back_url}
+        response = render_to_response(renderer, value, request=request, response=Response())
+    else:
+        response = Response(
+            content_type="text/html",
+            charset="utf-8",
+            text=PAGE.format(title=escape(title), body=body_html, back_url=escape(back_url)),
+        )
+    response.status = status
+    response.cache_control = "no-store"
+    return response
+
+
+def not_running_page(request: Request, launch_url: str) -> Response:
     """Shown for a notebook page when the user has no notebook running."""
     body = (
         "<p>Your notebook is not running. It may have been shut down, timed out, or stopped.</p>"
         '<p><a class="button" href="{}">Start it again</a></p>'.format(escape(launch_url))
     )
-    return html_page("Notebook not running", body, 503)
+    return html_page(request, "Notebook not running", body, 503)
 
+
+#: The steps of a start, as the status JSON names them, and what the page calls them.
+START_STEPS = (
+    ("process", "Notebook process started"),
+    ("server", "Notebook server answering"),
+    ("kernel", "Kernel ready, with the site loaded"),
+)
 
 STARTING_SCRIPT = """<script>
 (function () {{
@@ -68,8 +98,13 @@ STARTING_SCRIPT = """<script>
     fetch({status_url}, {{credentials: "same-origin", cache: "no-store"}})
       .then(function (response) {{ return response.json(); }})
       .then(function (status) {{
+        Object.keys(status.steps || {{}}).forEach(function (step) {{
+          var item = document.getElementById("pyramid-notebook-step-" + step);
+          if (item && status.steps[step]) {{ item.className = "done"; }}
+        }});
+        var elapsed = status.elapsed || (Date.now() - started) / 1000;
+        document.getElementById("elapsed").textContent = Math.round(elapsed) + " s";
         if (status.state === "starting") {{
-          document.getElementById("elapsed").textContent = Math.round((Date.now() - started) / 1000) + " s";
           setTimeout(poll, 400);
         }} else {{
           window.location.reload();
@@ -81,23 +116,34 @@ STARTING_SCRIPT = """<script>
 }})();
 </script>"""
 
+STEPS_STYLE = """<style>
+#pyramid-notebook-steps li { color: #888; }
+#pyramid-notebook-steps li.done { color: #2e7d32; }
+#pyramid-notebook-steps li.done::before { content: "\\2713  "; }
+</style>"""
 
-def starting_page(status_url: str) -> Response:
-    """Shown while the user's notebook starts; it follows progress and opens the notebook when it answers."""
+
+def starting_page(request: Request, status_url: str) -> Response:
+    """Shown while the user's notebook starts: each step as it is done and the time so far; it opens the notebook."""
+    steps = "".join(
+        '<li id="pyramid-notebook-step-{}">{}</li>'.format(step, escape(label)) for step, label in START_STEPS
+    )
     body = (
-        '<p id="pyramid-notebook-starting">Starting your notebook… <span id="elapsed"></span></p>'
-        "<p>This takes a few seconds. The page moves on by itself.</p>"
+        STEPS_STYLE
+        + '<p id="pyramid-notebook-starting">Starting your notebook… <span id="elapsed"></span></p>'
+        + '<ul id="pyramid-notebook-steps">{}</ul>'.format(steps)
+        + "<p>This takes a few seconds. The page moves on by itself.</p>"
         + STARTING_SCRIPT.format(status_url=json.dumps(status_url))
     )
-    response = html_page("Starting your notebook", body, 200)
+    response = html_page(request, "Starting your notebook", body, 200)
     response.headers["Retry-After"] = "1"
     return response
 
 
-def start_failed_page(reason: str) -> Response:
+def start_failed_page(request: Request, reason: str) -> Response:
     """Shown to the owner of a notebook that did not start, with the log lines that say why."""
     body = "<p>Your notebook could not be started.</p><pre>{}</pre>".format(escape(reason))
-    return html_page("Notebook did not start", body, 500)
+    return html_page(request, "Notebook did not start", body, 500)
 
 
 def banner(shutdown_url: str, csrf_token: str) -> str:
@@ -138,12 +184,13 @@ def describe_age(seconds: float) -> str:
 
 
 def confirm_restart_page(
-    launch_url: str, running_url: str, running_from: str | None, last_used_ago: float, csrf_token: str
+    request: Request, running_url: str, running_from: str | None, last_used_ago: float
 ) -> Response:
     """Asked when a page would restart a notebook that is in use with another context.
 
     A restart throws away every variable the user's kernels hold, so it
     never happens on a GET alone: a link on another web site could send one.
+    The restart button posts back to this page's launch view.
     """
     where = (
         'opened from <a href="{0}" id="pyramid-notebook-running-from">{0}</a>'.format(escape(running_from))
@@ -161,8 +208,8 @@ def confirm_restart_page(
             escape(describe_age(last_used_ago)),
             escape(running_url),
             post_form(
-                launch_url,
-                csrf_token,
+                request.url,
+                get_csrf_token(request),
                 "Restart with this page's context",
                 "pyramid-notebook-restart",
                 {CONFIRM_FIELD: "restart"},
@@ -170,27 +217,39 @@ def confirm_restart_page(
             ),
         )
     )
-    return html_page("Your notebook is running with another context", body, 200)
+    return html_page(request, "Your notebook is running with another context", body, 200)
 
 
-def confirm_start_page(launch_url: str, csrf_token: str) -> Response:
+def confirm_start_page(request: Request) -> Response:
     """Asked when a launch arrives from another web site: starting a notebook is the user's decision."""
     body = (
         '<p id="pyramid-notebook-confirm-start">A link from another web site asks to open a notebook shell '
         "on this site.</p>"
         "<p>Start it only if you meant to.</p><p>{}</p>".format(
-            post_form(launch_url, csrf_token, "Start the notebook", "pyramid-notebook-start", {CONFIRM_FIELD: "start"})
+            post_form(
+                request.url,
+                get_csrf_token(request),
+                "Start the notebook",
+                "pyramid-notebook-start",
+                {CONFIRM_FIELD: "start"},
+            )
         )
     )
-    return html_page("Start a notebook?", body, 200)
+    return html_page(request, "Start a notebook?", body, 200)
 
 
-def confirm_shutdown_page(shutdown_url: str, csrf_token: str) -> Response:
+def confirm_shutdown_page(request: Request) -> Response:
     """The answer to a GET of the shutdown URL: a form, since a shutdown must be a POST."""
     body = (
         '<p id="pyramid-notebook-confirm-shutdown">Shut down your notebook? Its kernels end; saved notebooks stay.</p>'
         "<p>{}</p>".format(
-            post_form(shutdown_url, csrf_token, "Shut down", "pyramid-notebook-confirm-shutdown-button", danger=True)
+            post_form(
+                request.url,
+                get_csrf_token(request),
+                "Shut down",
+                "pyramid-notebook-confirm-shutdown-button",
+                danger=True,
+            )
         )
     )
-    return html_page("Shut down your notebook?", body, 200)
+    return html_page(request, "Shut down your notebook?", body, 200)

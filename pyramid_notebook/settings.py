@@ -3,6 +3,7 @@
 A value that cannot work stops start-up with a ConfigurationError that names
 the setting, rather than failing later in a user's launch or a proxied request.
 """
+import logging
 import math
 import os
 import shlex
@@ -15,7 +16,17 @@ from urllib.parse import urlsplit
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 
-from pyramid_notebook.notebookmanager import NotebookManager, default_python
+from pyramid_notebook.manager import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KILL_TIMEOUT,
+    DEFAULT_MIN_PORT,
+    DEFAULT_PORT_RANGE,
+    DEFAULT_START_TIMEOUT,
+    NotebookManager,
+    default_python,
+)
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "pyramid_notebook."
 
@@ -49,7 +60,7 @@ class NotebookSettings:
     kill_timeout: int
     #: Seconds without use after which a notebook ends itself; 0 turns this off (default 1800).
     idle_timeout: float
-    #: First localhost port handed out to notebooks (default 40000, 1024 to 65535).
+    #: First localhost port handed out to notebooks (default 28000, 1024 to 65535); best below the ephemeral ports.
     min_port: int
     #: How many ports from min_port on may be used: the most notebooks at once (default 1000, at least 1).
     port_range: int
@@ -67,6 +78,9 @@ class NotebookSettings:
     max_user_requests: int
     #: Seconds the proxy waits for a notebook to connect or send its next chunk before 504 (default 30, at most 86400).
     upstream_timeout: float
+    #: A renderer (template) for the library's own pages, e.g. ``myapp:templates/notebook_page.jinja2``; it gets
+    #: ``title``, ``content`` and ``back_url``.  Empty (the default) for plain built-in pages.
+    page_renderer: str | None = None
 
 
 def _text(settings: dict, name: str) -> str:
@@ -141,8 +155,8 @@ def _notebook_folder(settings: dict) -> Path:
 
 def _port_settings(settings: dict) -> tuple[int, int]:
     """``min_port`` and ``port_range``, whose ports must all exist."""
-    min_port = _whole_number(settings, "min_port", 40000, minimum=1024, maximum=PORT_LIMIT - 1)
-    port_range = _whole_number(settings, "port_range", 1000, minimum=1)
+    min_port = _whole_number(settings, "min_port", DEFAULT_MIN_PORT, minimum=1024, maximum=PORT_LIMIT - 1)
+    port_range = _whole_number(settings, "port_range", DEFAULT_PORT_RANGE, minimum=1)
     if min_port + port_range > PORT_LIMIT:
         raise ConfigurationError(
             "{0}min_port + {0}port_range must not pass {1}, got {2} + {3}: the last port would be {4}".format(
@@ -239,17 +253,41 @@ def _notebook_args(settings: dict) -> tuple[str, ...]:
     return arguments
 
 
+#: Where Linux says which local ports outgoing connections are given.
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def warn_if_ephemeral(min_port: int, port_range: int) -> None:
+    """Log a warning if the notebooks' ports overlap the ones the system gives outgoing connections.
+
+    An outgoing connection may take a notebook's port between the moment
+    the manager picks it and the moment the server binds it, and the start
+    then fails.  Not an error: the range still works, only less reliably.
+    """
+    try:
+        low, high = (int(part) for part in EPHEMERAL_PORTS_FILE.read_text().split())
+    except (OSError, ValueError):
+        return
+    if min_port <= high and min_port + port_range - 1 >= low:
+        logger.warning(
+            "%smin_port..%sport_range (%d-%d) overlaps the system's ephemeral ports (%d-%d): "
+            "outgoing connections may take a notebook's port; choose ports below %d",
+            PREFIX, PREFIX, min_port, min_port + port_range - 1, low, high, low,
+        )
+
+
 def parse_settings(settings: dict) -> NotebookSettings:
     """Check the ``pyramid_notebook.*`` settings; a bad one raises ConfigurationError naming it."""
     notebook_folder = _notebook_folder(settings)
     min_port, port_range = _port_settings(settings)
+    warn_if_ephemeral(min_port, port_range)
     return NotebookSettings(
         notebook_folder=notebook_folder,
-        kill_timeout=_whole_number(settings, "kill_timeout", 3600, minimum=1),
-        idle_timeout=_seconds(settings, "idle_timeout", 1800, minimum=0),
+        kill_timeout=_whole_number(settings, "kill_timeout", DEFAULT_KILL_TIMEOUT, minimum=1),
+        idle_timeout=_seconds(settings, "idle_timeout", DEFAULT_IDLE_TIMEOUT, minimum=0),
         min_port=min_port,
         port_range=port_range,
-        start_timeout=_seconds(settings, "start_timeout", 60, minimum=1),
+        start_timeout=_seconds(settings, "start_timeout", DEFAULT_START_TIMEOUT, minimum=1),
         websocket_proxy=_websocket_proxy(settings),
         alternative_domain=_origin(settings, "alternative_domain"),
         python=_python(settings),
@@ -258,7 +296,24 @@ def parse_settings(settings: dict) -> NotebookSettings:
         upstream_timeout=_seconds(
             settings, "upstream_timeout", 30, minimum=0, minimum_allowed=False, maximum=MAX_UPSTREAM_TIMEOUT
         ),
+        page_renderer=_text(settings, "page_renderer") or None,
     )
+
+
+def check_page_renderer(settings: NotebookSettings, registry) -> None:
+    """Refuse a ``page_renderer`` that no renderer of the site can render (checked once the site is configured)."""
+    from pyramid.interfaces import IRendererFactory
+
+    name = settings.page_renderer
+    if name is None:
+        return
+    extension = "." + name.rsplit(".", 1)[1] if "." in name.rsplit("/", 1)[-1] else name
+    if registry.queryUtility(IRendererFactory, name=extension) is None:
+        raise ConfigurationError(
+            "{}page_renderer {!r}: no renderer for {!r} is configured (e.g. config.include('pyramid_jinja2'))".format(
+                PREFIX, name, extension
+            )
+        )
 
 
 def make_manager(settings: NotebookSettings) -> NotebookManager:

@@ -1,88 +1,99 @@
 """Build the notebook context: what every kernel runs first, and what the user is told.
 
-A context is a plain dict.  ``startup`` is Python source that each kernel of
-the notebook runs before the user types anything; ``greeting`` is Markdown
-shown at the top of the notebook.  The helpers here append to both, so a
-view can compose them::
+A context is a :class:`~pyramid_notebook.protocol.context.NotebookContext`,
+whose ``add_script``, ``add_greeting``, ``make_startup``,
+``include_sqlalchemy_models`` and ``add_object`` methods compose it::
 
-    nb = {}
-    startup.make_startup(nb, config_file)
-    startup.include_sqlalchemy_models(nb, Base)
-    startup.add_script(nb, "from myapp.models import DBSession as session")
-    startup.add_greeting(nb, "* **session**: the SQLAlchemy session")
+    nb = NotebookContext()
+    nb.make_startup(config_file)          # app, request, root, registry, [pshell], commit()
+    nb.include_sqlalchemy_models(Base)
+    nb.add_object("page", Page, page.id)  # page = request.dbsession.get(Page, <id>)
     return launch_notebook(request, username, nb)
+
+What the kernel then has is described in :mod:`pyramid_notebook.kernel`.
+
+The functions here are the 2015 API: the same helpers, taking either a
+NotebookContext or a plain dict (``startup`` and ``greeting`` keys).
 """
-import sys
+from collections.abc import MutableMapping
 
-#: Bootstraps the site in the kernel from its INI file.  ``{config_file}`` and
-#: ``{cwd}`` are filled in as Python string literals.
-BOOTSTRAP_SCRIPT = """\
-import os as _os
+from pyramid_notebook.protocol.context import (
+    BOOTSTRAP_GREETING,
+    BOOTSTRAP_SCRIPT,
+    NotebookContext,
+    appended,
+    bootstrap_parts,
+    object_parts,
+    sqlalchemy_model_parts,
+)
 
-if {cwd}:
-    _os.chdir({cwd})
-
-from pyramid.paster import bootstrap as _bootstrap
-
-_env = _bootstrap({config_file})
-app = _env["app"]
-request = _env["request"]
-root = _env["root"]
-registry = _env["registry"]
-"""
-
-BOOTSTRAP_GREETING = """\
-The site is loaded from `{config_file}`:
-
-* **app**: the site's WSGI application
-* **request**: a request made for scripts, as `pyramid.paster.bootstrap` builds it
-* **root**: the site's root object
-* **registry**: the application registry, with `registry.settings`
-"""
+__all__ = [
+    "BOOTSTRAP_GREETING",
+    "BOOTSTRAP_SCRIPT",
+    "NotebookContext",
+    "add_greeting",
+    "add_object",
+    "add_script",
+    "include_sqlalchemy_models",
+    "make_startup",
+]
 
 
-def add_script(nb: dict, script: str) -> None:
+def add_script(nb: NotebookContext | MutableMapping, script: str) -> None:
     """Append Python source to what every kernel of the notebook runs at start."""
-    nb["startup"] = nb.get("startup", "") + "\n" + script.strip("\n") + "\n"
+    if isinstance(nb, NotebookContext):
+        nb.add_script(script)
+    else:
+        nb["startup"] = appended(nb.get("startup", ""), script)
 
 
-def add_greeting(nb: dict, markdown: str) -> None:
+def add_greeting(nb: NotebookContext | MutableMapping, markdown: str) -> None:
     """Append Markdown to the greeting shown at the top of the notebook."""
-    nb["greeting"] = nb.get("greeting", "") + "\n" + markdown.strip("\n") + "\n"
+    if isinstance(nb, NotebookContext):
+        nb.add_greeting(markdown)
+    else:
+        nb["greeting"] = appended(nb.get("greeting", ""), markdown)
 
 
 def make_startup(
-    nb: dict,
+    nb: NotebookContext | MutableMapping,
     config_file: str,
     bootstrap_py: str = BOOTSTRAP_SCRIPT,
     bootstrap_greeting: str = BOOTSTRAP_GREETING,
     cwd: str = "",
 ) -> None:
-    """Make the kernel load the site from its INI file, so ``app``, ``request``, ``root`` and ``registry`` exist.
+    """Make the kernel load the site from its INI file as ``pshell`` does: ``app``, ``request``, ``root``, ``registry``.
 
-    The kernel is a separate process: it cannot share the web process's
-    objects, so it builds its own from the same configuration.  ``cwd`` is
-    the folder the kernel changes to first, for INI files with relative paths.
+    See :meth:`NotebookContext.make_startup`.
     """
-    add_script(nb, bootstrap_py.format(config_file=repr(str(config_file)), cwd=repr(str(cwd))))
-    add_greeting(nb, bootstrap_greeting.format(config_file=config_file))
+    script, greeting = bootstrap_parts(config_file, bootstrap_py, bootstrap_greeting, cwd)
+    add_script(nb, script)
+    add_greeting(nb, greeting)
 
 
-def include_sqlalchemy_models(nb: dict, Base) -> None:
+def include_sqlalchemy_models(nb: NotebookContext | MutableMapping, Base) -> None:
     """Import every class mapped by a SQLAlchemy 2 declarative ``Base`` into the notebook, by its own name.
 
-    Only classes importable from their module under their own name are
-    included; the greeting lists them.
+    See :meth:`NotebookContext.include_sqlalchemy_models`.
     """
-    imports = []
-    for mapper in Base.registry.mappers:
-        model = mapper.class_
-        module = sys.modules.get(model.__module__)
-        if getattr(module, model.__name__, None) is model:
-            imports.append((model.__module__, model.__name__))
-    if not imports:
-        return
-    imports.sort(key=lambda pair: (pair[1], pair[0]))
-    add_script(nb, "\n".join("from {} import {}".format(module, name) for module, name in imports))
-    listed = ", ".join("`{}`".format(name) for _module, name in imports)
-    add_greeting(nb, "* **Models**: {}".format(listed))
+    parts = sqlalchemy_model_parts(Base)
+    if parts is not None:
+        add_script(nb, parts[0])
+        add_greeting(nb, parts[1])
+
+
+def add_object(
+    nb: NotebookContext | MutableMapping,
+    name: str,
+    model: type,
+    object_id,
+    session: str = "request.dbsession",
+    description: str = "",
+) -> None:
+    """Load ``model``'s row ``object_id`` into variable ``name`` in the kernel, and say so in the greeting.
+
+    See :meth:`NotebookContext.add_object`.
+    """
+    script, greeting = object_parts(name, model, object_id, session, description)
+    add_script(nb, script)
+    add_greeting(nb, greeting)

@@ -1,15 +1,37 @@
-"""Fixtures shared by the tests, and the check that no test leaves a notebook running."""
+"""Fixtures shared by the tests, the ``unit`` marker, and the check that no test leaves a notebook running."""
 
 import os
 import re
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
-import webtest
 
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.waiting import wait_for
+# The shared helpers assert too: have pytest rewrite their asserts, which it
+# does only for modules registered before they are first imported.
+pytest.register_assert_rewrite("tests.support")
+
+from pyramid_notebook.manager import NotebookManager  # noqa: E402
+from pyramid_notebook.waiting import wait_for  # noqa: E402
+from tests.support.notebooks import stop_all  # noqa: E402
+from tests.support.site import site_app  # noqa: E402
+
+pytest_plugins = ["tests.support.browser_artifacts"]
+
+#: The fast unit tests (``make test-fast``, ``pytest -m unit``): no notebook,
+#: server, socket or browser.  Every test of these modules gets the ``unit``
+#: marker; a test elsewhere may carry ``@pytest.mark.unit`` itself.
+UNIT_TEST_MODULES = frozenset(
+    {
+        "test_settings.py",
+        "test_websocket_frames.py",
+        "test_state.py",
+        "test_server_units.py",
+        "test_web_units.py",
+        "test_routes.py",
+    }
+)
 
 #: Command lines of the processes a notebook consists of.
 NOTEBOOK_PROCESS = re.compile(r"notebook_daemon|jupyter[-_ ](notebook|server|lab)|ipykernel_launcher")
@@ -38,6 +60,13 @@ def notebook_processes(marker: str) -> dict[int, str]:
     return found
 
 
+def pytest_collection_modifyitems(items):
+    """Mark every test of the unit test modules with ``unit``."""
+    for item in items:
+        if Path(str(item.fspath)).name in UNIT_TEST_MODULES:
+            item.add_marker(pytest.mark.unit)
+
+
 def pytest_sessionstart(session):
     os.environ[SESSION_MARKER] = uuid.uuid4().hex
 
@@ -59,13 +88,6 @@ def pytest_sessionfinish(session, exitstatus):
     session.exitstatus = 1
 
 
-def stop_all(manager: NotebookManager) -> None:
-    """Stop every notebook under the manager's folder."""
-    for folder in manager.notebook_folder.iterdir():
-        if folder.is_dir() and not folder.name.startswith("."):
-            manager.stop_notebook(folder.name)
-
-
 @pytest.fixture
 def notebook_folder(tmp_path):
     return tmp_path / "notebooks"
@@ -74,30 +96,23 @@ def notebook_folder(tmp_path):
 @pytest.fixture
 def manager(notebook_folder):
     """A manager on a fresh folder; every notebook it started is stopped afterwards."""
-    notebook_manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=600)
+    notebook_manager = NotebookManager(notebook_folder, min_port=22000, port_range=500, kill_timeout=600)
     yield notebook_manager
     stop_all(notebook_manager)
 
 
 @pytest.fixture
 def settings(notebook_folder):
-    """Settings for the test site (tests/site.py)."""
+    """Settings for the test site (tests/support/site.py)."""
     return {
         "pyramid_notebook.notebook_folder": str(notebook_folder),
-        "pyramid_notebook.min_port": "42000",
+        "pyramid_notebook.min_port": "22000",
         "pyramid_notebook.port_range": "500",
     }
 
 
-def make_app(settings: dict):
-    """The test site under WebTest; stops its notebooks afterwards.  A generator, for fixtures."""
-    from tests import site
-
-    app = webtest.TestApp(site.main({}, **settings))
-    yield app
-    stop_all(app.app.registry.notebook_manager)
-
-
 @pytest.fixture
 def app(settings):
-    yield from make_app(settings)
+    """The test site under WebTest; its notebooks are stopped afterwards."""
+    with site_app(settings) as test_app:
+        yield test_app

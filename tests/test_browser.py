@@ -13,90 +13,38 @@ The time from clicking "Shell 2" to a cell's output is measured by
 import json
 import logging
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 import pytest
 import requests
-from pyramid.paster import get_app
 from sqlalchemy import delete, select
-from webtest.http import StopableWSGIServer
 
 from pyramid_notebook.demo.models import Item, get_session
 from pyramid_notebook.waiting import wait_for
-
-pytest_plugins = ["tests.demo_fixtures"]
-# The plugin is imported here before pytest loads it: let pytest rewrite its asserts.
-pytest.register_assert_rewrite("tests.demo_fixtures")
-
-from tests.chromium import (  # noqa: E402
-    KERNEL_IDLE,
-    PAGE_SECONDS,
-    new_browser,
-    page_text,
-    type_into_last_cell,
-)
-from tests.demo_fixtures import (  # noqa: E402
-    BROWSERS_KEY,
-    NOTEBOOK_FOLDER_KEY,
-    OUTSIDER,
-    PASSWORD,
-    is_alive,
-    notebook_folder_of,
-    process_tree,
-    stop_all_notebooks,
-    write_demo_ini,
-)
+from tests.support.browser_artifacts import BROWSERS_KEY, NOTEBOOK_FOLDER_KEY
+from tests.support.chromium import PAGE_SECONDS, new_browser, page_text, run_cell, wait_for_notebook
+from tests.support.demo import OUTSIDER, DemoSite, running_demo
+from tests.support.login import log_in_browser
+from tests.support.notebooks import is_alive, notebook_api, process_tree, stop_all, token_header
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_LINK = "pyramid-notebook-shutdown"
 
-#: Seconds allowed for a notebook to start, open and have its kernel ready.
-NOTEBOOK_READY_SECONDS = 60
-#: Seconds allowed for a cell's output to appear.
-OUTPUT_SECONDS = 30
-
-
-@dataclass
-class DemoSite:
-    """The demo as the tests see it: its address, its WSGI app and where its notebooks live."""
-
-    url: str
-    app: object
-    ini: Path
-
-    @property
-    def manager(self):
-        return self.app.registry.notebook_manager
-
-    def __call__(self, path: str) -> str:
-        return self.url + path
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The demo served by waitress on a free localhost port."""
-    ini = write_demo_ini(tmp_path_factory.mktemp("browser-demo"))
-    app = get_app(str(ini))
-    # A launch holds a thread until its notebook answers, and a notebook
-    # page fetches many files at once: more threads than the default 4.
-    server = StopableWSGIServer.create(app, threads=8)
-    assert server.wait(), "the demo server did not start"
-    try:
-        yield DemoSite(url=server.application_url.rstrip("/"), app=app, ini=ini)
-    finally:
-        server.shutdown()
-        stop_all_notebooks(notebook_folder_of(ini))
+    with running_demo(tmp_path_factory.mktemp("browser-demo")) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
 def stop_notebooks(request, site):
     """Stop every notebook after each test; fail the test if any would not stop."""
-    request.node.stash[NOTEBOOK_FOLDER_KEY] = notebook_folder_of(site.ini)
+    request.node.stash[NOTEBOOK_FOLDER_KEY] = site.notebook_folder
     yield
-    left = stop_all_notebooks(notebook_folder_of(site.ini))
+    left = stop_all(site.notebook_folder)
     assert not left, "Notebooks still running after the test: {}".format(left)
 
 
@@ -105,7 +53,7 @@ def open_browser(request):
     """Open headless Chromium windows; all of them are closed after the test.
 
     They are kept on the test item, so that the report hook in
-    ``demo_fixtures`` can save what they show if the test fails.
+    ``tests.support.browser_artifacts`` can save what they show if the test fails.
     """
     opened = request.node.stash.setdefault(BROWSERS_KEY, [])
 
@@ -130,62 +78,6 @@ def browser(open_browser):
 # Helpers
 
 
-def log_in(browser, site: DemoSite, username: str) -> None:
-    browser.visit(site("/login"))
-    browser.fill("username", username)
-    browser.fill("password", PASSWORD)
-    browser.find_by_id("login-submit").click()
-    assert browser.is_element_present_by_id("current-user", wait_time=PAGE_SECONDS), "login failed"
-    assert browser.find_by_id("current-user").text == username
-
-
-def kernel_is_connected(site: DemoSite, username: str) -> bool:
-    """True if the user's notebook server has an idle kernel with a browser connected to it."""
-    context = site.manager.get_context(username) or {}
-    if "http_port" not in context:
-        return False
-    url = "http://127.0.0.1:{}{}api/kernels".format(context["http_port"], context.get("notebook_path", "/notebook/"))
-    try:
-        kernels = requests.get(url, headers={"Authorization": "token " + context["token"]}, timeout=5).json()
-    except (requests.RequestException, ValueError):
-        return False
-    return any(kernel["connections"] > 0 and kernel["execution_state"] == "idle" for kernel in kernels)
-
-
-def wait_for_notebook_page(browser) -> None:
-    """Wait until the notebook's own page is shown (past the library's "starting" page)."""
-    assert browser.is_element_present_by_css(KERNEL_IDLE, wait_time=NOTEBOOK_READY_SECONDS), (
-        "no notebook page at {}".format(browser.url)
-    )
-
-
-def wait_for_kernel(browser, site: DemoSite, username: str = "user") -> None:
-    """Wait until the notebook page shows a connected, idle kernel.
-
-    The page's status reads "idle" already before it has a kernel, so the
-    kernel's name must be shown too, and the server must see the browser's
-    connection to the kernel.
-    """
-
-    def ready():
-        state = browser.execute_script(
-            "const indicator = document.querySelector(arguments[0]);"
-            "const name = document.querySelector('.jp-KernelName, .jp-Toolbar-kernelName');"
-            "return [indicator && indicator.dataset.status, name && name.innerText];",
-            ".jp-Notebook-ExecutionIndicator",
-        )
-        return state[0] == "idle" and state[1] not in (None, "", "No Kernel") and kernel_is_connected(site, username)
-
-    assert wait_for(ready, NOTEBOOK_READY_SECONDS), "the notebook's kernel did not connect; page at {}".format(
-        browser.url
-    )
-
-
-def wait_for_notebook(browser, site: DemoSite, username: str = "user") -> None:
-    wait_for_notebook_page(browser)
-    wait_for_kernel(browser, site, username)
-
-
 def wait_for_greeting(browser, expected: str) -> str:
     """Wait until the notebook's Markdown cells show ``expected``; return their text."""
     found = wait_for(lambda: expected in greeting_text(browser) and greeting_text(browser), PAGE_SECONDS)
@@ -197,25 +89,9 @@ def greeting_text(browser) -> str:
     return "\n".join(page_text(browser, ".jp-MarkdownCell .jp-RenderedMarkdown"))
 
 
-def run_cell(browser, code: str, expected: str) -> str:
-    """Run ``code`` in a new cell and return the output that contains ``expected``."""
-    outputs_before = len(page_text(browser, ".jp-OutputArea-output"))
-    type_into_last_cell(browser, code)
-
-    def matching_output():
-        outputs = page_text(browser, ".jp-OutputArea-output")
-        return next((text for text in outputs[outputs_before:] if expected in text), None)
-
-    output = wait_for(matching_output, OUTPUT_SECONDS)
-    assert output is not None, "no output containing {!r}; outputs: {!r}".format(
-        expected, page_text(browser, ".jp-OutputArea-output")
-    )
-    return output
-
-
 def open_notebook(browser, site: DemoSite, path: str, username: str = "user") -> None:
     browser.visit(site(path))
-    wait_for_notebook(browser, site, username)
+    wait_for_notebook(browser, site.manager, username)
 
 
 def is_gone(processes: list[psutil.Process]) -> bool:
@@ -226,9 +102,9 @@ def is_gone(processes: list[psutil.Process]) -> bool:
 
 
 def test_shell2_greeting_and_a_plus_b(browser, site):
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     browser.find_by_id("shell2").click()
-    wait_for_notebook(browser, site)
+    wait_for_notebook(browser, site.manager, "user")
     greeting = wait_for_greeting(browser, "This shell has a few extra variables")
     for expected in ("This shell has a few extra variables", "a: the string", "b: the string", 'fn(name="world")'):
         assert expected in greeting
@@ -237,10 +113,10 @@ def test_shell2_greeting_and_a_plus_b(browser, site):
 
 def test_progress_page_moves_on_to_the_notebook(browser, site):
     """The launch redirects at once; the "starting" page follows the start and opens the notebook by itself."""
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     browser.find_by_id("shell2").click()
     assert browser.is_element_present_by_id("pyramid-notebook-starting", wait_time=PAGE_SECONDS)
-    wait_for_notebook(browser, site)
+    wait_for_notebook(browser, site.manager, "user")
     assert not browser.is_element_present_by_id("pyramid-notebook-starting")
     assert "/notebook/notebooks/default-" in browser.url
 
@@ -253,7 +129,7 @@ def test_shell1_reads_real_rows_through_registry_and_session(browser, site):
     try:
         with get_session(site.app.registry) as session:
             names = sorted(session.scalars(select(Item.name)))
-        log_in(browser, site, "user")
+        log_in_browser(browser, site.url, "user")
         open_notebook(browser, site, "/shell1")
         wait_for_greeting(browser, "session: a SQLAlchemy session")
         output = run_cell(
@@ -269,10 +145,10 @@ def test_shell1_reads_real_rows_through_registry_and_session(browser, site):
 
 
 def test_item_shell_holds_its_item(browser, site):
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     browser.visit(site("/items/2"))
     browser.find_by_id("item-shell").click()
-    wait_for_notebook(browser, site)
+    wait_for_notebook(browser, site.manager, "user")
     wait_for_greeting(browser, "You opened this shell from the page of item 2")
     run_cell(browser, "print(repr(item))", "<Item 2 'Bicycle bell' x12>")
 
@@ -281,7 +157,7 @@ def test_item_shell_holds_its_item(browser, site):
 
 
 def test_switching_from_shell1_to_shell2_asks_then_restarts_the_notebook(browser, site):
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     open_notebook(browser, site, "/shell1")
     first = site.manager.get_pid("user")
     first_processes = process_tree(first)
@@ -292,7 +168,7 @@ def test_switching_from_shell1_to_shell2_asks_then_restarts_the_notebook(browser
     assert site("/shell1") in browser.find_by_id("pyramid-notebook-confirm-restart").text
     assert site.manager.get_pid("user") == first, "a GET asks before it throws the running kernel away"
     browser.find_by_id("pyramid-notebook-restart").click()
-    wait_for_notebook(browser, site)
+    wait_for_notebook(browser, site.manager, "user")
     second = site.manager.get_pid("user")
     assert second is not None and second != first
     assert wait_for(lambda: is_gone(first_processes), PAGE_SECONDS), "the shell1 notebook and kernel are gone"
@@ -300,7 +176,7 @@ def test_switching_from_shell1_to_shell2_asks_then_restarts_the_notebook(browser
 
 
 def test_shutdown_link_returns_home_and_ends_the_process(browser, site):
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     open_notebook(browser, site, "/shell2")
     processes = process_tree(site.manager.get_pid("user"))
     assert len(processes) >= 2, "the notebook server and its kernel"
@@ -323,18 +199,18 @@ def test_shutdown_link_returns_home_and_ends_the_process(browser, site):
 def test_users_have_separate_notebooks_and_cannot_reach_each_other(open_browser, site):
     manager = site.manager
     first, second = open_browser(), open_browser()
-    log_in(first, site, "user")
+    log_in_browser(first, site.url, "user")
     open_notebook(first, site, "/shell2")
-    log_in(second, site, "user2")
+    log_in_browser(second, site.url, "user2")
     open_notebook(second, site, "/shell1", "user2")
 
     user, user2 = manager.get_context("user"), manager.get_context("user2")
     assert manager.get_pid("user") != manager.get_pid("user2")
-    assert user["http_port"] != user2["http_port"]
+    assert user.http_port != user2.http_port
     secret = "only for user {}".format(secrets.token_hex(8))
     (manager.get_work_folder("user") / "private.txt").write_text(secret)
-    direct = "http://127.0.0.1:{}/notebook/".format(user["http_port"])
-    kernels = requests.get(direct + "api/kernels", headers={"Authorization": "token " + user["token"]}, timeout=10)
+    direct = notebook_api(user)
+    kernels = requests.get(direct + "api/kernels", headers=token_header(user), timeout=10)
     user_kernels = [kernel["id"] for kernel in kernels.json()]
     assert user_kernels, "user's kernel runs"
 
@@ -345,15 +221,15 @@ def test_users_have_separate_notebooks_and_cannot_reach_each_other(open_browser,
     paths = [
         "files/private.txt",
         "api/contents/private.txt",
-        "api/contents/" + user["notebook_name"],
-        "notebooks/" + user["notebook_name"],
+        "api/contents/" + user.notebook_name,
+        "notebooks/" + user.notebook_name,
         "files/..%2Fuser%2Fprivate.txt",
         "files/%2e%2e/user/private.txt",
         "api/contents/..%2Fuser",
         "api/sessions",
         "tree/..%2Fuser",
         "user/private.txt",
-        "files/private.txt?token=" + user2["token"],
+        "files/private.txt?token=" + user2.token,
     ]
     for path in paths:
         response = as_user2.get(site("/notebook/") + path, timeout=30, allow_redirects=True)
@@ -366,7 +242,7 @@ def test_users_have_separate_notebooks_and_cannot_reach_each_other(open_browser,
     assert as_user2.get(site("/notebook/api/contents"), timeout=30).json()["content"] is not None
 
     # Straight to user's notebook port: nothing without user's own token.
-    for headers in ({}, {"Authorization": "token " + user2["token"]}):
+    for headers in ({}, token_header(user2)):
         assert requests.get(direct + "api/contents", headers=headers, timeout=10).status_code == 403
         response = requests.get(direct + "files/private.txt", headers=headers, timeout=10, allow_redirects=False)
         assert response.status_code in (302, 403), "a page redirects to Jupyter's login, an API call is refused"
@@ -387,7 +263,7 @@ def test_logged_out_visitor_reaches_the_login_page(browser, site, path):
 
 
 def test_visitor_is_logged_out_after_logout(browser, site):
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     open_notebook(browser, site, "/shell1")
     processes = process_tree(site.manager.get_pid("user"))
     browser.visit(site("/"))
@@ -400,13 +276,13 @@ def test_visitor_is_logged_out_after_logout(browser, site):
 
 
 def test_user_off_the_whitelist_gets_403(browser, site):
-    log_in(browser, site, OUTSIDER)
+    log_in_browser(browser, site.url, OUTSIDER)
     assert browser.is_element_not_present_by_id("shell1")
     for path in ("/shell1", "/shell2", "/items/1/shell", "/notebook/tree", "/notebook/shutdown"):
         browser.visit(site(path))
         assert browser.is_element_present_by_id("forbidden", wait_time=PAGE_SECONDS), path
         assert "403 Forbidden" in browser.find_by_id("forbidden").text
-    assert not (notebook_folder_of(site.ini) / OUTSIDER).exists()
+    assert not (site.notebook_folder / OUTSIDER).exists()
 
 
 
@@ -494,24 +370,24 @@ def test_another_web_site_changes_nothing(browser, site):
     it as the same *site*, so it even sends the demo's SameSite=Lax cookies
     with its POSTs.  Only the library's own checks stand in the way.
     """
-    log_in(browser, site, "user")
+    log_in_browser(browser, site.url, "user")
     open_notebook(browser, site, "/shell1")
     manager = site.manager
     before = manager.get_context("user")
-    kernels_url = "http://127.0.0.1:{}/notebook/api/kernels".format(before["http_port"])
-    kernels_before = requests.get(kernels_url, headers={"Authorization": "token " + before["token"]}, timeout=10).json()
+    kernels_url = notebook_api(before) + "api/kernels"
+    kernels_before = requests.get(kernels_url, headers=token_header(before), timeout=10).json()
     kernel = kernels_before[0]["id"]
     socket_urls = [
         site("/notebook/api/kernels/{}/channels".format(kernel)).replace("http://", "ws://"),
-        "ws://127.0.0.1:{}/notebook/api/kernels/{}/channels".format(before["http_port"], kernel),
+        "ws://127.0.0.1:{}/notebook/api/kernels/{}/channels".format(before.http_port, kernel),
     ]
     page = ATTACK_PAGE.format(site=site.url, socket_urls=json.dumps(socket_urls))
 
     def unchanged():
         now = manager.get_context("user")
         assert manager.get_state("user")[0] == "running"
-        assert (now["pid"], now["context_hash"]) == (before["pid"], before["context_hash"])
-        kernels = requests.get(kernels_url, headers={"Authorization": "token " + before["token"]}, timeout=10).json()
+        assert (now.pid, now.context_hash) == (before.pid, before.context_hash)
+        kernels = requests.get(kernels_url, headers=token_header(before), timeout=10).json()
         assert [k["id"] for k in kernels] == [k["id"] for k in kernels_before]
 
     with AttackServer(page) as attacker:

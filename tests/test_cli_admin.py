@@ -9,26 +9,20 @@ import time
 import pytest
 
 from pyramid_notebook import cli
-from pyramid_notebook.server.context import (
-    CONTEXT_FILE_NAME,
-    STOPPED_BY_ADMIN,
-    STOPPED_BY_CLI,
-    STOPPED_IDLE,
-    write_context,
-)
+from pyramid_notebook.protocol.context import STOPPED_BY_ADMIN, STOPPED_BY_CLI, STOPPED_IDLE, NotebookContext
+from pyramid_notebook.protocol.workfolder import WorkFolder
 from pyramid_notebook.waiting import wait_for
-from tests.site import as_user
+from tests.support.site import as_user
 
 LAUNCH_URL = "http://site.example/projects/7/shell?tab=2"
 
 
 def write_stopped(notebook_folder, name: str, launch_url: str, reason: str, stopped_at: float) -> None:
     """A user folder as a stopped notebook leaves it, without starting one."""
-    folder = notebook_folder / name
-    folder.mkdir(parents=True)
-    write_context(
-        folder / CONTEXT_FILE_NAME,
-        {"launch_url": launch_url, "stopped_at": stopped_at, "stopped_reason": reason, "http_port": 42001},
+    folder = WorkFolder(notebook_folder / name)
+    folder.path.mkdir(parents=True)
+    NotebookContext(launch_url=launch_url, stopped_at=stopped_at, stopped_reason=reason, http_port=42001).write(
+        folder.context_file
     )
 
 
@@ -37,7 +31,8 @@ def config_file(settings, tmp_path):
     """The test site's INI file, as an operator would pass it to ``pyramid-notebook``."""
     path = tmp_path / "site.ini"
     path.write_text(
-        "[app:main]\nuse = call:tests.site:main\n" + "".join("{} = {}\n".format(k, v) for k, v in settings.items())
+        "[app:main]\nuse = call:tests.support.site:main\n"
+        + "".join("{} = {}\n".format(k, v) for k, v in settings.items())
     )
     return path
 
@@ -90,8 +85,8 @@ def test_cli_stops_record_the_command_line_as_the_reason(capsys, config_file, no
 
     assert run_cli(capsys, config_file, "stop", "alice")[0] == 0
     context = manager.get_context("alice")
-    assert context["stopped_reason"] == STOPPED_BY_CLI
-    assert context["stopped_at"] == pytest.approx(time.time(), abs=60)
+    assert context.stopped_reason == STOPPED_BY_CLI
+    assert context.stopped_at == pytest.approx(time.time(), abs=60)
     code, out, err = run_cli(capsys, config_file, "list", "--all")
     running = out.split("\n\nNot running:\n")[0].splitlines()
     assert [line.split()[0] for line in running] == ["user", "bob"]
@@ -99,7 +94,7 @@ def test_cli_stops_record_the_command_line_as_the_reason(capsys, config_file, no
     assert STOPPED_BY_CLI in stopped_section(out)[1] and stopped_section(out)[1].endswith(LAUNCH_URL)
 
     assert run_cli(capsys, config_file, "stop-all") == (0, "Stopped 1 notebook(s): bob\n", "")
-    assert manager.get_context("bob")["stopped_reason"] == STOPPED_BY_CLI
+    assert manager.get_context("bob").stopped_reason == STOPPED_BY_CLI
 
 
 def test_cli_stop_with_a_bad_user_name_says_why(capsys, config_file):
@@ -147,7 +142,7 @@ def test_admin_stop_records_the_reason_and_refuses_bad_names(app):
     cells = running.find("tbody").find_all("td")
     assert [cell.text for cell in running.find_all("th")][-2] == "launch URL"
     assert cells[len(cells) - 2].find("a")["href"] == "http://localhost/launch"
-    assert manager.get_context("alice")["context_hash"] not in page.text
+    assert manager.get_context("alice").context_hash not in page.text
 
     form = page.forms[0]
     csrf = form["csrf_token"].value
@@ -160,7 +155,7 @@ def test_admin_stop_records_the_reason_and_refuses_bad_names(app):
 
     form.submit(headers=as_user("admin"), status=302)
     context = manager.get_context("alice")
-    assert context["stopped_reason"] == STOPPED_BY_ADMIN
-    assert context["launch_url"] == response.request.url
+    assert context.stopped_reason == STOPPED_BY_ADMIN
+    assert context.launch_url == response.request.url
     stopped = admin_page(app).html.find(id="pyramid-notebook-stopped").find("tbody").find_all("td")
     assert [stopped[0].text, stopped[3].text, stopped[4].text] == ["alice", STOPPED_BY_ADMIN, "http://localhost/launch"]

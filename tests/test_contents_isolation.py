@@ -15,14 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.server.workspace import (
-    clean_save_backups,
-    move_user_files_into_root,
-    notebook_root,
-    prepare_notebook_root,
-)
-from tests.conftest import stop_all
+from pyramid_notebook.manager import NotebookManager
+from pyramid_notebook.protocol.context import NotebookContext
+from pyramid_notebook.protocol.workfolder import WorkFolder
+from pyramid_notebook.server.workspace import clean_save_backups, move_user_files_into_root, prepare_notebook_root
+from tests.support.notebooks import stop_all
 
 CONTROL_FILES = ("context.json", "notebook.pid", "notebook.lock", "notebook.stderr.log")
 
@@ -30,15 +27,15 @@ CONTROL_FILES = ("context.json", "notebook.pid", "notebook.lock", "notebook.stde
 class Notebook:
     """Raw HTTP requests to one notebook server: the path is sent exactly as written, dots and escapes included."""
 
-    def __init__(self, context: dict, work_folder: Path):
+    def __init__(self, context: NotebookContext, work_folder: WorkFolder):
         self.context = context
-        self.work_folder = work_folder
-        self.root = notebook_root(work_folder)
+        self.work_folder = work_folder.path
+        self.root = work_folder.notebook_root
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.context["http_port"], timeout=30)
+        connection = http.client.HTTPConnection("127.0.0.1", self.context.http_port, timeout=30)
         try:
-            headers = {"Authorization": "token " + self.context["token"]}
+            headers = {"Authorization": "token " + self.context.token}
             data = None
             if body is not None:
                 data = json.dumps(body).encode()
@@ -67,7 +64,7 @@ class Notebook:
 @pytest.fixture
 def manager(notebook_folder):
     """A manager on ports of this module's own, apart from other test modules running at the same time."""
-    notebook_manager = NotebookManager(notebook_folder, min_port=44100, port_range=100, kill_timeout=600)
+    notebook_manager = NotebookManager(notebook_folder, min_port=24100, port_range=100, kill_timeout=600)
     yield notebook_manager
     stop_all(notebook_manager)
 
@@ -75,21 +72,21 @@ def manager(notebook_folder):
 @pytest.fixture
 def notebook(manager):
     context, _ = manager.start_notebook_on_demand("alice", {})
-    work_folder = manager.get_work_folder("alice")
-    (notebook_root(work_folder) / "mine.txt").write_text("the user's own file")
+    work_folder = manager.work_folder("alice")
+    (work_folder.notebook_root / "mine.txt").write_text("the user's own file")
     return Notebook(context, work_folder)
 
 
 def test_the_notebook_root_is_a_folder_of_its_own(notebook):
     assert notebook.root == notebook.work_folder / "notebooks"
     assert oct(notebook.root.stat().st_mode & 0o777) == "0o700"
-    assert (notebook.root / notebook.context["notebook_name"]).is_file()
+    assert (notebook.root / notebook.context.notebook_name).is_file()
     for name in CONTROL_FILES:
         assert (notebook.work_folder / name).exists(), name
     status, body = notebook.request("GET", "api/contents")
     assert status == 200
     listed = {entry["name"] for entry in json.loads(body)["content"]}
-    assert listed == {notebook.context["notebook_name"], "mine.txt"}
+    assert listed == {notebook.context.notebook_name, "mine.txt"}
 
 
 ROUTES = [
@@ -113,7 +110,7 @@ def test_control_files_cannot_be_read(notebook, route, name):
     for prefix in ("api/contents/", "files/"):
         status, body = notebook.request("GET", prefix + path)
         assert status in (400, 403, 404), "{}{} answered {}".format(prefix, path, status)
-        assert notebook.context["token"].encode() not in body
+        assert notebook.context.token.encode() not in body
 
 
 @pytest.mark.parametrize("route", ["{}", "../{}", "%2e%2e/{}", "..%2f{}"])
@@ -142,7 +139,7 @@ def test_symlinks_out_of_the_root_lead_nowhere(notebook):
         for prefix in ("api/contents/", "files/"):
             status, body = notebook.request("GET", prefix + path)
             assert status in (403, 404), "{}{} answered {}".format(prefix, path, status)
-            assert notebook.context["token"].encode() not in body
+            assert notebook.context.token.encode() not in body
         notebook.request("PUT", "api/contents/" + path, {"type": "file", "format": "text", "content": "overwritten"})
         notebook.request("DELETE", "api/contents/" + path)
         notebook.request("PATCH", "api/contents/" + path, {"path": "stolen.json"})
@@ -206,7 +203,7 @@ def test_moving_in_never_overwrites(tmp_path):
     (root / "a (moved).ipynb").write_text("kept too")
     (root / "folder").mkdir()
 
-    moved = dict(move_user_files_into_root(tmp_path, root))
+    moved = dict(move_user_files_into_root(WorkFolder(tmp_path)))
 
     assert moved == {
         "a.ipynb": "a (moved 2).ipynb",
@@ -245,13 +242,13 @@ def test_backups_of_interrupted_saves_are_resolved_without_loss(tmp_path):
 
 def test_a_file_or_link_named_like_the_root_is_set_aside(tmp_path):
     (tmp_path / "notebooks").write_text("a file of the user's")
-    root = prepare_notebook_root(tmp_path)
+    root = prepare_notebook_root(WorkFolder(tmp_path))
     assert root.is_dir() and not root.is_symlink()
     assert (root / "notebooks (moved)").read_text() == "a file of the user's"
 
     (tmp_path / "second").mkdir()
     os.rename(root, tmp_path / "second" / "old-root")
     (tmp_path / "notebooks").symlink_to("/")
-    root = prepare_notebook_root(tmp_path)
+    root = prepare_notebook_root(WorkFolder(tmp_path))
     assert root.is_dir() and not root.is_symlink()
     assert os.readlink(root / "notebooks (moved)") == "/"

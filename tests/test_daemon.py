@@ -6,24 +6,22 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 import requests
 
 import pyramid_notebook.server.notebook_daemon as notebook_daemon
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.server.context import STOPPED_HARD_LIMIT, STOPPED_IDLE, write_context
-from pyramid_notebook.server.processes import daemon_pid, find_daemons, is_gone
+from pyramid_notebook.manager import NotebookManager
+from pyramid_notebook.protocol.context import STOPPED_HARD_LIMIT, STOPPED_IDLE, NotebookContext
+from pyramid_notebook.protocol.processes import daemon_pid, find_daemons, is_gone
 from pyramid_notebook.waiting import wait_for
-from tests.conftest import stop_all
-from tests.kernel_client import connect, execute, start_kernel
-
-SCRIPT = Path(notebook_daemon.__file__)
+from tests.support.daemon_cli import daemon
+from tests.support.kernel_client import connect, execute, start_kernel
+from tests.support.notebooks import stop_all
 
 #: Notebook ports of this module's own (the manager takes the first 80), apart from other test modules.
-MIN_PORT = 44200
+MIN_PORT = 24200
 
 
 @pytest.fixture
@@ -31,19 +29,6 @@ def manager(notebook_folder):
     notebook_manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=600)
     yield notebook_manager
     stop_all(notebook_manager)
-
-
-def daemon(*arguments, script=False):
-    command = (
-        [sys.executable, str(SCRIPT)] if script else [sys.executable, "-m", "pyramid_notebook.server.notebook_daemon"]
-    )
-    return subprocess.run(
-        command + [str(argument) for argument in arguments],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +69,7 @@ def test_missing_context_file_fails_with_its_name(tmp_path):
 def test_start_status_stop_from_the_command_line(tmp_path, script):
     pid_file = tmp_path / "notebook.pid"
     token = "a-secret-token-for-this-test"
-    write_context(tmp_path / "context.json", {"token": token, "context_hash": "abc"})
+    NotebookContext(token=token, context_hash="abc").write(tmp_path / "context.json")
     port = MIN_PORT + 90 + script
     result = daemon("start", pid_file, tmp_path, port, 120, script=script)
     try:
@@ -112,9 +97,9 @@ def test_start_status_stop_from_the_command_line(tmp_path, script):
 def test_kernel_round_trip_has_no_nagle_stall(manager):
     """Stock Jupyter Server takes about 45 ms per execute here; with TCP_NODELAY a few ms."""
     context, _ = manager.start_notebook_on_demand("alice", {})
-    base = "127.0.0.1:{}/notebook/".format(context["http_port"])
-    kernel_id = start_kernel("http://" + base, context["token"])
-    ws = connect("ws://" + base, kernel_id, context["token"])
+    base = "127.0.0.1:{}/notebook/".format(context.http_port)
+    kernel_id = start_kernel("http://" + base, context.token)
+    ws = connect("ws://" + base, kernel_id, context.token)
     try:
         execute(ws, "1")
         timings = []
@@ -148,7 +133,7 @@ def test_daemon_detaches_the_same_when_its_launcher_is_a_child_of_pid_1(tmp_path
     """daemonocle would not detach with PID 1 as parent: two processes, and the server's log in the launch log."""
     pid_file = tmp_path / "notebook.pid"
     token = "a-secret-token-for-this-test"
-    write_context(tmp_path / "context.json", {"token": token, "context_hash": "abc"})
+    NotebookContext(token=token, context_hash="abc").write(tmp_path / "context.json")
     report = tmp_path / "launcher.txt"
     launch_log = tmp_path / "launch.log"
     command = [sys.executable, "-m", notebook_daemon.__name__, "start", pid_file, tmp_path, MIN_PORT + 95, 120]
@@ -177,15 +162,21 @@ def test_daemon_detaches_the_same_when_its_launcher_is_a_child_of_pid_1(tmp_path
     assert not find_daemons(pid_file)
 
 
+def stopped_reason(manager: NotebookManager, name: str) -> str:
+    """Why the user's notebook stopped, as recorded in its context; empty while it runs."""
+    context = manager.get_context(name)
+    return context.stopped_reason if context is not None else ""
+
+
 def test_idle_timeout_is_recorded_as_the_reason(notebook_folder):
     manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=600, idle_timeout=2)
     try:
         context, _ = manager.start_notebook_on_demand("alice", {})
-        assert wait_for(lambda: (manager.get_context("alice") or {}).get("stopped_reason"), 30)
+        assert wait_for(lambda: stopped_reason(manager, "alice"), 30)
         stopped = manager.get_context("alice")
-        assert stopped["stopped_reason"] == STOPPED_IDLE
-        assert context["started"] < stopped["stopped_at"] <= time.time()
-        assert stopped["token"] == context["token"], "the manager's keys were kept"
+        assert stopped.stopped_reason == STOPPED_IDLE
+        assert context.started < stopped.stopped_at <= time.time()
+        assert stopped.token == context.token, "the manager's keys were kept"
     finally:
         manager.stop_notebook("alice")
 
@@ -194,10 +185,10 @@ def test_hard_time_limit_is_recorded_as_the_reason(notebook_folder):
     manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=3, idle_timeout=600)
     try:
         context, _ = manager.start_notebook_on_demand("alice", {})
-        assert wait_for(lambda: (manager.get_context("alice") or {}).get("stopped_reason"), 30)
+        assert wait_for(lambda: stopped_reason(manager, "alice"), 30)
         stopped = manager.get_context("alice")
-        assert stopped["stopped_reason"] == STOPPED_HARD_LIMIT
-        assert context["started"] < stopped["stopped_at"] <= time.time()
+        assert stopped.stopped_reason == STOPPED_HARD_LIMIT
+        assert context.started < stopped.stopped_at <= time.time()
     finally:
         manager.stop_notebook("alice")
 
@@ -212,13 +203,13 @@ def big_notebook(text: str) -> dict:
 def test_a_stop_during_a_save_answers_it_and_leaves_no_backup(manager):
     """The stop lands while Jupyter writes the file (its backup copy exists): the save finishes and is answered."""
     context, _ = manager.start_notebook_on_demand("alice", {})
-    url = "http://127.0.0.1:{}/notebook/api/contents/big.ipynb".format(context["http_port"])
-    headers = {"Authorization": "token " + context["token"]}
+    url = "http://127.0.0.1:{}/notebook/api/contents/big.ipynb".format(context.http_port)
+    headers = {"Authorization": "token " + context.token}
     first, second = "a" * 30_000_000, "b" * 30_000_000
     assert requests.put(url, json=big_notebook(first), headers=headers, timeout=60).status_code == 201
     root = manager.get_work_folder("alice") / "notebooks"
     backup = root / ".~big.ipynb"
-    server = psutil.Process(context["pid"])
+    server = psutil.Process(context.pid)
     answer = {}
 
     def save():

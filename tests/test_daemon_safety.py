@@ -17,15 +17,15 @@ import psutil
 import pytest
 import requests
 
-from pyramid_notebook.server.context import write_context
-from pyramid_notebook.server.processes import daemon_pid, find_daemons, is_daemon_for, is_gone, terminate_tree
+from pyramid_notebook.protocol.context import NotebookContext
+from pyramid_notebook.protocol.processes import daemon_pid, find_daemons, is_daemon_for, is_gone, terminate_tree
 from pyramid_notebook.waiting import wait_for
-from tests.test_daemon import daemon
+from tests.support.daemon_cli import daemon
 
 TOKEN = "a-secret-token-for-the-safety-tests"
 
 #: Ports for these tests, apart from the other test modules' ranges.
-PORT = 43900
+PORT = 23900
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def unrelated_process():
 def work_folder(tmp_path):
     folder = tmp_path / "alice"
     folder.mkdir()
-    write_context(folder / "context.json", {"token": TOKEN, "context_hash": "abc"})
+    NotebookContext(token=TOKEN, context_hash="abc").write(folder / "context.json")
     yield folder
     for server in find_daemons(folder / "notebook.pid"):
         terminate_tree(server.pid, 10)
@@ -168,7 +168,7 @@ def test_a_forced_kill_is_logged_with_the_pid(tmp_path, caplog):
     )
     try:
         assert stubborn.stdout.readline() == "ready\n"
-        with caplog.at_level("WARNING", logger="pyramid_notebook.server.processes"):
+        with caplog.at_level("WARNING", logger="pyramid_notebook.protocol.processes"):
             terminate_tree(stubborn.pid, 0.5)
         assert stubborn.wait(5) == -signal.SIGKILL
     finally:

@@ -6,7 +6,6 @@ notebook server; the kernel side of the launch points is checked by running
 their startup scripts in a separate Python process, as a kernel would.
 """
 import json
-import logging
 import re
 import subprocess
 import sys
@@ -21,23 +20,10 @@ from sqlalchemy.orm import Session
 
 from pyramid_notebook.demo import views
 from pyramid_notebook.demo.models import DEMO_ITEMS, Item, User, get_session
-
-pytest_plugins = ["tests.demo_fixtures"]
-# The plugin is imported here before pytest loads it: let pytest rewrite its asserts.
-pytest.register_assert_rewrite("tests.demo_fixtures")
-
-from tests.demo_fixtures import (  # noqa: E402
-    OUTSIDER,
-    PASSWORD,
-    SUPERUSERS,
-    is_alive,
-    notebook_folder_of,
-    process_tree,
-    stop_all_notebooks,
-    write_demo_ini,
-)
-
-logger = logging.getLogger(__name__)
+from pyramid_notebook.protocol.context import NotebookContext
+from tests.support.demo import OUTSIDER, PASSWORD, SUPERUSERS, notebook_folder_of, write_demo_ini
+from tests.support.login import log_in_testapp
+from tests.support.notebooks import is_alive, process_tree, stop_all
 
 #: Every URL that needs the ``shell`` permission.
 PROTECTED_URLS = [
@@ -66,21 +52,12 @@ def app(demo_ini):
 def testapp(app, demo_ini):
     """A fresh client (no cookies) per test; every notebook a test started is stopped after it."""
     yield webtest.TestApp(app)
-    left = stop_all_notebooks(notebook_folder_of(demo_ini))
+    left = stop_all(notebook_folder_of(demo_ini))
     assert not left, "Notebooks still running after the test: {}".format(left)
 
 
 def database_path(demo_ini):
     return demo_ini.parent / "var" / "demo.sqlite"
-
-
-def log_in(testapp, username, password=PASSWORD, came_from=None):
-    """Fill in and submit the login form; returns the response to the POST."""
-    page = testapp.get("/login", params={"came_from": came_from} if came_from else {})
-    form = page.forms["login-form"]
-    form["username"] = username
-    form["password"] = password
-    return form.submit()
 
 
 # First start
@@ -140,20 +117,20 @@ def test_login_without_csrf_token_is_refused(testapp):
 
 
 def test_wrong_password_is_refused(testapp):
-    page = log_in(testapp, "user", "not the password")
+    page = log_in_testapp(testapp, "user", "not the password")
     assert page.status_int == 200
     assert page.html.find(id="login-error") is not None
     assert testapp.get("/").html.find(id="current-user") is None
 
 
 def test_unknown_account_is_refused(testapp):
-    page = log_in(testapp, "nobody")
+    page = log_in_testapp(testapp, "nobody")
     assert page.html.find(id="login-error") is not None
 
 
 @pytest.mark.parametrize("username", [*SUPERUSERS, OUTSIDER])
 def test_login_and_home_page(testapp, username):
-    response = log_in(testapp, username)
+    response = log_in_testapp(testapp, username)
     assert response.status_int == 302
     assert response.location == "http://localhost/"
     home = response.follow()
@@ -176,18 +153,18 @@ def test_login_goes_back_where_the_visitor_came_from(testapp):
     "came_from", ["//evil.example/", "http://evil.example/", "https:evil.example", "/\\evil.example", "javascript:x"]
 )
 def test_login_never_redirects_off_site(testapp, came_from):
-    assert log_in(testapp, "outsider", came_from=came_from).location == "http://localhost/"
+    assert log_in_testapp(testapp, "outsider", came_from=came_from).location == "http://localhost/"
 
 
 def test_login_starts_a_new_session(testapp):
     testapp.get("/login")
     before = testapp.cookies.get("demo_session")
-    log_in(testapp, "outsider")
+    log_in_testapp(testapp, "outsider")
     assert testapp.cookies.get("demo_session") != before
 
 
 def test_logout_needs_post_and_csrf_token(testapp):
-    log_in(testapp, "user")
+    log_in_testapp(testapp, "user")
     home = testapp.get("/")
     testapp.get("/logout", status=404)
     testapp.post("/logout", status=400)
@@ -214,19 +191,19 @@ def test_anonymous_post_to_the_notebook_gets_no_further(testapp):
 
 @pytest.mark.parametrize("url", PROTECTED_URLS)
 def test_account_off_the_whitelist_gets_403(testapp, url, demo_ini):
-    log_in(testapp, OUTSIDER)
+    log_in_testapp(testapp, OUTSIDER)
     page = testapp.get(url, status=403)
     assert page.html.find(id="forbidden") is not None
     assert not (notebook_folder_of(demo_ini) / OUTSIDER).exists(), "no notebook folder for the outsider"
 
 
 def test_account_off_the_whitelist_cannot_post_to_the_notebook(testapp):
-    log_in(testapp, OUTSIDER)
+    log_in_testapp(testapp, OUTSIDER)
     testapp.post("/notebook/api/sessions", "{}", headers={"Origin": "http://localhost"}, status=403)
 
 
 def test_unknown_item_has_no_shell(testapp):
-    log_in(testapp, "user")
+    log_in_testapp(testapp, "user")
     testapp.get("/items/999/shell", status=404)
 
 
@@ -236,11 +213,11 @@ def test_unknown_item_has_no_shell(testapp):
 def test_launch_redirects_into_the_notebook(testapp, app):
     """A real notebook: /shell1 starts it and redirects into it, /notebook/shutdown stops it."""
     manager = app.registry.notebook_manager
-    log_in(testapp, "user")
+    log_in_testapp(testapp, "user")
     response = testapp.get("/shell1", status=302)
     assert re.fullmatch(r"http://localhost/notebook/notebooks/default-[0-9a-f]{16}\.ipynb", response.location)
     # The redirect comes before the notebook answers; its pages say so meanwhile.
-    pid = manager.wait_until_running("user")["pid"]
+    pid = manager.wait_until_running("user").pid
     assert manager.get_pid("user") == pid
     processes = process_tree(pid)
 
@@ -265,10 +242,10 @@ def test_launch_redirects_into_the_notebook(testapp, app):
 def test_operators_page_lists_and_stops_notebooks(testapp, app):
     """/admin/notebooks shows every user's notebook; its stop button is a POST with the CSRF token."""
     manager = app.registry.notebook_manager
-    log_in(testapp, "user")
+    log_in_testapp(testapp, "user")
     assert testapp.get("/admin/notebooks").html.find(id="pyramid-notebook-admin") is None, "nothing runs yet"
     testapp.get("/shell2", status=302)
-    pid = manager.wait_until_running("user")["pid"]
+    pid = manager.wait_until_running("user").pid
     page = testapp.get("/admin/notebooks")
     table = page.html.find(id="pyramid-notebook-admin")
     assert table is not None and "user" in table.text and str(pid) in table.text
@@ -281,7 +258,7 @@ def test_operators_page_lists_and_stops_notebooks(testapp, app):
 
 def test_shutdown_post_from_home_page(testapp, app):
     """The home page's button posts with the CSRF token; without it the POST is refused."""
-    log_in(testapp, "user2")
+    log_in_testapp(testapp, "user2")
     testapp.post("/notebook/shutdown", status=400)
     home = testapp.get("/")
     assert home.html.find(id="shutdown") is None, "no notebook runs, so no shutdown button"
@@ -290,12 +267,17 @@ def test_shutdown_post_from_home_page(testapp, app):
 # What the kernels get
 
 
-def kernel_output(demo_ini, context: dict, code: str) -> dict:
+def site_context(context: NotebookContext | dict) -> NotebookContext:
+    """What a demo launch view asks for, as the launch helper reads it (the demo may build a dict or a context)."""
+    return NotebookContext.from_site(context)
+
+
+def kernel_output(demo_ini, context: NotebookContext, code: str) -> dict:
     """Run a context's startup script and then ``code`` in a new Python process, as a kernel would.
 
     ``code`` must leave a JSON-serialisable ``result``.
     """
-    program = context["startup"] + "\n" + code + "\nimport json as _json\nprint(_json.dumps(result))\n"
+    program = context.startup + "\n" + code + "\nimport json as _json\nprint(_json.dumps(result))\n"
     completed = subprocess.run(
         [sys.executable, "-c", program],
         cwd=demo_ini.parent,
@@ -316,9 +298,9 @@ def script_request(app):
 
 
 def test_shell1_kernel_has_site_session_and_models(demo_ini, script_request):
-    context = views.shell1_context(script_request)
+    context = site_context(views.shell1_context(script_request))
     for name in ("**app**", "**request**", "**root**", "**registry**", "**session**", "`Item`", "`User`"):
-        assert name in context["greeting"]
+        assert name in context.greeting
     result = kernel_output(
         demo_ini,
         context,
@@ -334,18 +316,18 @@ def test_shell1_kernel_has_site_session_and_models(demo_ini, script_request):
 
 
 def test_shell2_kernel_has_a_b_and_fn(demo_ini, script_request):
-    context = views.shell2_context(script_request)
+    context = site_context(views.shell2_context(script_request))
     for name in ("**a**", "**b**", "**fn"):
-        assert name in context["greeting"]
+        assert name in context.greeting
     assert kernel_output(demo_ini, context, 'result = [a + b, fn("Pyramid")]') == ["foobar", "Hello, Pyramid!"]
 
 
 def test_item_kernel_has_the_item(demo_ini, script_request, app):
     with get_session(app.registry) as session:
         item = session.get(Item, 3)
-        context = views.item_context(script_request, item)
-    assert "**item**" in context["greeting"]
-    assert "item 3" in context["greeting"]
+        context = site_context(views.item_context(script_request, item))
+    assert "**item**" in context.greeting
+    assert "item 3" in context.greeting
     assert kernel_output(demo_ini, context, "result = [item.id, item.name]") == [3, DEMO_ITEMS[2][0]]
 
 
@@ -358,4 +340,4 @@ def test_launch_points_have_different_contexts(script_request, app):
             views.item_context(script_request, session.get(Item, 1)),
             views.item_context(script_request, session.get(Item, 2)),
         ]
-    assert len({json.dumps(context, sort_keys=True) for context in contexts}) == len(contexts)
+    assert len({site_context(context).compute_hash() for context in contexts}) == len(contexts)

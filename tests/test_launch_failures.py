@@ -5,18 +5,18 @@ import time
 import psutil
 import pytest
 
-from pyramid_notebook.notebookmanager import FAILED, STARTING, NotebookManager, NotebookStartError
-from pyramid_notebook.server.context import STOPPED_START_FAILED
-from pyramid_notebook.server.processes import find_daemons
+from pyramid_notebook.manager import FAILED, STARTING, NotebookManager, NotebookStartError
+from pyramid_notebook.protocol.context import STOPPED_START_FAILED
+from pyramid_notebook.protocol.processes import find_daemons
 from pyramid_notebook.waiting import wait_for
-from tests.conftest import stop_all
+from tests.support.notebooks import stop_all
 
 #: Seconds within which a start failure must be shown once its cause is known (the issue's bound).
 FAILURE_SHOWN_WITHIN = 5
 
 
 def make_manager(notebook_folder, **options) -> NotebookManager:
-    return NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=600, **options)
+    return NotebookManager(notebook_folder, min_port=22000, port_range=500, kill_timeout=600, **options)
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def wait_until_settled(manager: NotebookManager, name: str, timeout: float) -> t
 
 
 def nothing_runs_for(manager: NotebookManager, name: str) -> bool:
-    return not find_daemons(manager.get_pid_file(name))
+    return not find_daemons(manager.work_folder(name).pid_file)
 
 
 def test_server_exiting_late_is_failed_at_once(managers, tmp_path):
@@ -59,9 +59,9 @@ def test_server_exiting_late_is_failed_at_once(managers, tmp_path):
     state, reason = settled
     assert state == FAILED
     assert "max_body_size" in reason
-    server_ended = (manager.get_work_folder("alice") / "notebook.stderr.log").stat().st_mtime
+    server_ended = manager.work_folder("alice").stderr_log.stat().st_mtime
     assert noticed - server_ended < FAILURE_SHOWN_WITHIN
-    assert manager.get_context("alice")["stopped_reason"] == STOPPED_START_FAILED
+    assert manager.get_context("alice").stopped_reason == STOPPED_START_FAILED
 
 
 def test_unknown_notebook_argument_fails_with_the_reason(managers):
@@ -69,7 +69,7 @@ def test_unknown_notebook_argument_fails_with_the_reason(managers):
     with pytest.raises(NotebookStartError) as failure:
         manager.start_notebook("alice", {})
     assert "unrecognized arguments: --no-such-option=1" in str(failure.value)
-    assert manager.get_context("alice")["token"] not in str(failure.value)
+    assert manager.get_context("alice").token not in str(failure.value)
     assert nothing_runs_for(manager, "alice")
 
 
@@ -82,7 +82,7 @@ def test_missing_python_is_a_start_error(managers, tmp_path):
     state, reason = manager.get_state("alice")
     assert state == FAILED
     assert str(missing) in reason
-    assert manager.get_context("alice")["token"] not in str(failure.value)
+    assert manager.get_context("alice").token not in str(failure.value)
 
 
 @pytest.mark.parametrize("where", ["work folder", "notebook folder"])
@@ -116,7 +116,7 @@ def test_timed_out_start_leaves_nothing_running(managers, hanging_config):
     with pytest.raises(NotebookStartError, match="did not start within 1 seconds"):
         manager.start_notebook("alice", {})
     assert nothing_runs_for(manager, "alice")
-    assert manager.get_context("alice")["stopped_reason"] == STOPPED_START_FAILED
+    assert manager.get_context("alice").stopped_reason == STOPPED_START_FAILED
 
 
 def test_timed_out_start_behind_the_progress_page_is_stopped(managers, hanging_config):

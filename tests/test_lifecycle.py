@@ -8,33 +8,33 @@ import pytest
 import requests
 import webtest
 
-from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.waiting import wait_for
-from tests import site
-from tests.conftest import stop_all
-from tests.kernel_client import connect, execute, execute_request, start_kernel
-from tests.site import as_user
+from tests.support import site
+from tests.support.kernel_client import connect, execute, execute_request, start_kernel
+from tests.support.notebooks import stop_all
+from tests.support.site import as_user
 
 
 @pytest.fixture
 def idle_manager(notebook_folder):
     """A manager whose notebooks end after 4 seconds without use."""
-    manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=600, idle_timeout=4)
+    manager = NotebookManager(notebook_folder, min_port=22000, port_range=500, kill_timeout=600, idle_timeout=4)
     yield manager
     stop_all(manager)
 
 
 def kernel_socket(context):
-    base = "127.0.0.1:{}/notebook/".format(context["http_port"])
-    kernel_id = start_kernel("http://" + base, context["token"])
-    return connect("ws://" + base, kernel_id, context["token"])
+    base = "127.0.0.1:{}/notebook/".format(context.http_port)
+    kernel_id = start_kernel("http://" + base, context.token)
+    return connect("ws://" + base, kernel_id, context.token)
 
 
 def test_idle_notebook_stops_itself(idle_manager):
     context, _ = idle_manager.start_notebook_on_demand("alice", {})
     assert wait_for(lambda: not idle_manager.is_running("alice"), 30)
     assert idle_manager.get_state("alice")[0] == "stopped"
-    assert "No use for" in (idle_manager.get_work_folder("alice") / "notebook.stderr.log").read_text()
+    assert "No use for" in idle_manager.work_folder("alice").stderr_log.read_text()
 
 
 def test_open_idle_tab_does_not_keep_the_notebook_alive(idle_manager):
@@ -43,8 +43,8 @@ def test_open_idle_tab_does_not_keep_the_notebook_alive(idle_manager):
     ws = kernel_socket(context)
     try:
         assert execute(ws, "1")["result"] == "1"
-        headers = {"Authorization": "token " + context["token"]}
-        base = "http://127.0.0.1:{}/notebook/".format(context["http_port"])
+        headers = {"Authorization": "token " + context.token}
+        base = "http://127.0.0.1:{}/notebook/".format(context.http_port)
 
         def poll_until_stopped():
             for path in ("api/kernels", "api/sessions", "api/contents", "api/status"):
@@ -66,15 +66,15 @@ def test_use_keeps_the_notebook_alive_and_a_busy_kernel_is_not_idle(idle_manager
         outcome = execute(ws, "import time\ntime.sleep(10)\nprint('still here')", timeout=60)
         assert outcome["stdout"] == "still here\n"
         assert idle_manager.is_running("alice")
-        last_activity = idle_manager.get_context("alice")["last_activity"]
-        assert last_activity > context["started"] + 9
+        last_activity = idle_manager.get_context("alice").last_activity
+        assert last_activity > context.started + 9
     finally:
         ws.close()
     assert wait_for(lambda: not idle_manager.is_running("alice"), 30)
 
 
 def test_kill_timeout_is_a_hard_limit_even_in_use(notebook_folder):
-    manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=5, idle_timeout=60)
+    manager = NotebookManager(notebook_folder, min_port=22000, port_range=500, kill_timeout=5, idle_timeout=60)
     try:
         context, _ = manager.start_notebook_on_demand("alice", {})
         ws = kernel_socket(context)
@@ -90,8 +90,8 @@ def test_kill_timeout_is_a_hard_limit_even_in_use(notebook_folder):
 
 def test_startup_script_failure_is_shown_in_the_notebook(manager):
     context, _ = manager.start_notebook_on_demand("alice", {"startup": "before = 1\nraise KeyError('no such table')\n"})
-    base = "127.0.0.1:{}/notebook/".format(context["http_port"])
-    ws = connect("ws://" + base, start_kernel("http://" + base, context["token"]), context["token"])
+    base = "127.0.0.1:{}/notebook/".format(context.http_port)
+    ws = connect("ws://" + base, start_kernel("http://" + base, context.token), context.token)
     try:
         first = execute(ws, "print(before)")
         assert first["stdout"] == "1\n"
@@ -178,9 +178,10 @@ def cli(config_file, *arguments):
 def test_command_line_lists_and_stops(settings, tmp_path, notebook_folder):
     config_file = tmp_path / "site.ini"
     config_file.write_text(
-        "[app:main]\nuse = call:tests.site:main\n" + "".join("{} = {}\n".format(k, v) for k, v in settings.items())
+        "[app:main]\nuse = call:tests.support.site:main\n"
+        + "".join("{} = {}\n".format(k, v) for k, v in settings.items())
     )
-    manager = NotebookManager(notebook_folder, min_port=42000, port_range=500)
+    manager = NotebookManager(notebook_folder, min_port=22000, port_range=500)
     try:
         alice, _ = manager.start_notebook_on_demand("alice", {})
         bob, _ = manager.start_notebook_on_demand("bob", {})
@@ -188,9 +189,9 @@ def test_command_line_lists_and_stops(settings, tmp_path, notebook_folder):
         assert listing.returncode == 0, listing.stderr
         lines = listing.stdout.splitlines()
         assert lines[0].split() == ["user", "pid", "port", "started", "last", "activity", "memory", "launch", "URL"]
-        assert lines[1].split()[:3] == ["alice", str(alice["pid"]), str(alice["http_port"])]
-        assert lines[2].split()[:3] == ["bob", str(bob["pid"]), str(bob["http_port"])]
-        assert "MB (0 kernels)" in lines[1]
+        assert lines[1].split()[:3] == ["alice", str(alice.pid), str(alice.http_port)]
+        assert lines[2].split()[:3] == ["bob", str(bob.pid), str(bob.http_port)]
+        assert "MB (1 kernel)" in lines[1], "the landing notebook's kernel"
 
         stopped = cli(config_file, "stop", "alice")
         assert stopped.returncode == 0, stopped.stderr
@@ -202,7 +203,7 @@ def test_command_line_lists_and_stops(settings, tmp_path, notebook_folder):
         everything = cli(config_file, "stop-all")
         assert everything.stdout == "Stopped 1 notebook(s): bob\n"
         assert not manager.is_running("bob")
-        assert not psutil.pid_exists(bob["pid"]) or psutil.Process(bob["pid"]).status() == psutil.STATUS_ZOMBIE
+        assert not psutil.pid_exists(bob.pid) or psutil.Process(bob.pid).status() == psutil.STATUS_ZOMBIE
     finally:
         stop_all(manager)
 
@@ -212,7 +213,7 @@ def test_command_line_names_a_bad_ini(tmp_path):
     assert result.returncode == 2
     assert "missing.ini" in result.stderr
     config_file = tmp_path / "bad.ini"
-    config_file.write_text("[app:main]\nuse = call:tests.site:main\n")
+    config_file.write_text("[app:main]\nuse = call:tests.support.site:main\n")
     result = cli(config_file, "list")
     assert result.returncode == 2
     assert "pyramid_notebook.notebook_folder" in result.stderr
@@ -229,10 +230,10 @@ def test_stop_while_starting_leaves_nothing_running(manager):
         return [
             process
             for process in psutil.process_iter(["cmdline"])
-            if str(manager.get_pid_file("alice")) in " ".join(process.info["cmdline"] or ())
+            if str(manager.work_folder("alice").pid_file) in " ".join(process.info["cmdline"] or ())
             and process.status() != psutil.STATUS_ZOMBIE
         ]
 
     assert wait_for(lambda: not processes_for_alice(), 10)
     assert manager.get_state("alice")[0] == "stopped"
-    assert context["notebook_name"].startswith("default-")
+    assert context.notebook_name.startswith("default-")

@@ -13,23 +13,30 @@ import psutil
 import pytest
 import requests
 
-from pyramid_notebook.notebookmanager import NotebookManager, NotebookStartError, check_name
-from pyramid_notebook.server.context import (
+from pyramid_notebook.manager import NotebookManager, NotebookStartError, check_name
+from pyramid_notebook.protocol.context import (
     STOPPED_BY_ADMIN,
     STOPPED_BY_USER,
     STOPPED_CONTEXT_CHANGE,
     STOPPED_CRASH,
-    context_hash,
+    NotebookContext,
 )
-from pyramid_notebook.server.processes import find_daemons, is_gone
-from pyramid_notebook.server.workspace import notebook_root
+from pyramid_notebook.protocol.processes import find_daemons, is_gone
 from pyramid_notebook.waiting import wait_for
-from tests.kernel_client import run_in_notebook
+from tests.support.kernel_client import run_in_notebook
+
+#: The logger of the manager's start and stop messages.
+MANAGER_LOGGER = "pyramid_notebook.manager.manager"
 
 
-def status_code(context: dict, token: str | None) -> int:
+def context_hash(site_context: dict) -> str:
+    """The hash of a context a site gives as a dict."""
+    return NotebookContext.from_site(site_context).compute_hash()
+
+
+def status_code(context: NotebookContext, token: str | None) -> int:
     headers = {"Authorization": "token " + token} if token else {}
-    url = "http://127.0.0.1:{}/notebook/api/status".format(context["http_port"])
+    url = "http://127.0.0.1:{}/notebook/api/status".format(context.http_port)
     return requests.get(url, headers=headers, timeout=10).status_code
 
 
@@ -37,13 +44,13 @@ def test_start_and_stop(manager):
     context, created = manager.start_notebook_on_demand("alice", {"greeting": "Hello"})
     assert created
     assert manager.is_running("alice")
-    assert psutil.Process(context["pid"]).is_running()
-    assert manager.get_notebook_status("alice")["pid"] == context["pid"]
+    assert psutil.Process(context.pid).is_running()
+    assert manager.get_notebook_status("alice")["pid"] == context.pid
 
     manager.stop_notebook("alice")
     assert not manager.is_running("alice")
     assert manager.get_notebook_status("alice") is None
-    assert not psutil.pid_exists(context["pid"]) or psutil.Process(context["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(context.pid) or psutil.Process(context.pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_same_context_reuses_the_running_notebook(manager):
@@ -52,7 +59,7 @@ def test_same_context_reuses_the_running_notebook(manager):
     second, created = manager.start_notebook_on_demand("alice", {"startup": "x = 1"})
     elapsed = time.monotonic() - started
     assert not created
-    assert second["pid"] == first["pid"]
+    assert second.pid == first.pid
     assert elapsed < 0.1
 
 
@@ -60,10 +67,10 @@ def test_changed_context_restarts_the_notebook(manager):
     first, _ = manager.start_notebook_on_demand("alice", {"startup": "x = 1"})
     second, created = manager.start_notebook_on_demand("alice", {"startup": "x = 2"})
     assert created
-    assert second["pid"] != first["pid"]
-    assert second["context_hash"] != first["context_hash"]
+    assert second.pid != first.pid
+    assert second.context_hash != first.context_hash
     assert wait_for(
-        lambda: not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == "zombie", 10
+        lambda: not psutil.pid_exists(first.pid) or psutil.Process(first.pid).status() == "zombie", 10
     )
 
 
@@ -71,7 +78,7 @@ def test_token_is_required(manager):
     context, _ = manager.start_notebook_on_demand("alice", {})
     assert status_code(context, None) == 403
     assert status_code(context, "wrong-token") == 403
-    assert status_code(context, context["token"]) == 200
+    assert status_code(context, context.token) == 200
 
 
 def test_token_never_in_logs_or_command_line(manager):
@@ -79,42 +86,42 @@ def test_token_never_in_logs_or_command_line(manager):
     status_code(context, None)
     folder = manager.get_work_folder("alice")
     for log in folder.glob("*.log"):
-        assert context["token"] not in log.read_text()
-    assert context["token"] not in " ".join(psutil.Process(context["pid"]).cmdline())
-    assert oct(manager.get_context_file("alice").stat().st_mode & 0o777) == "0o600"
+        assert context.token not in log.read_text()
+    assert context.token not in " ".join(psutil.Process(context.pid).cmdline())
+    assert oct(manager.work_folder("alice").context_file.stat().st_mode & 0o777) == "0o600"
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
 
 
 def test_kill_minus_nine_is_recovered(manager):
     context, _ = manager.start_notebook_on_demand("alice", {})
-    os.kill(context["pid"], signal.SIGKILL)
+    os.kill(context.pid, signal.SIGKILL)
     assert wait_for(lambda: not manager.is_running("alice"), 10)
     again, created = manager.start_notebook_on_demand("alice", {})
     assert created
-    assert again["pid"] != context["pid"]
-    assert status_code(again, again["token"]) == 200
+    assert again.pid != context.pid
+    assert status_code(again, again.token) == 200
 
 
 def test_stale_pid_file_and_damaged_context(manager):
     folder = manager.get_work_folder("alice")
     folder.mkdir(parents=True)
     # A pid that belongs to an unrelated live process: this test's own.
-    manager.get_pid_file("alice").write_text("{}\n".format(os.getpid()))
-    manager.get_context_file("alice").write_text('{"pid": 1, "http_p')
+    manager.work_folder("alice").pid_file.write_text("{}\n".format(os.getpid()))
+    manager.work_folder("alice").context_file.write_text('{"pid": 1, "http_p')
     assert not manager.is_running("alice")
     assert manager.get_context("alice") is None
     context, created = manager.start_notebook_on_demand("alice", {})
     assert created
-    assert status_code(context, context["token"]) == 200
+    assert status_code(context, context.token) == 200
 
 
 def test_concurrent_launches_of_one_user_give_one_process(manager):
     script = (
         "import json, sys\n"
-        "from pyramid_notebook.notebookmanager import NotebookManager\n"
-        "m = NotebookManager(sys.argv[1], min_port=42000, port_range=500)\n"
+        "from pyramid_notebook.manager import NotebookManager\n"
+        "m = NotebookManager(sys.argv[1], min_port=22000, port_range=500)\n"
         "context, created = m.start_notebook_on_demand('alice', {'startup': 'x = 1'})\n"
-        "print(json.dumps([context['pid'], created]))\n"
+        "print(json.dumps([context.pid, created]))\n"
     )
     launchers = [
         subprocess.Popen(
@@ -131,7 +138,7 @@ def test_concurrent_launches_of_one_user_give_one_process(manager):
         return [
             process.pid
             for process in psutil.process_iter(["cmdline"])
-            if str(manager.get_pid_file("alice")) in " ".join(process.info["cmdline"] or ())
+            if str(manager.work_folder("alice").pid_file) in " ".join(process.info["cmdline"] or ())
             and process.status() != psutil.STATUS_ZOMBIE
         ]
 
@@ -144,8 +151,8 @@ def test_five_users_at_once_get_five_ports(manager):
     names = ["user{}".format(number) for number in range(5)]
     with ThreadPoolExecutor(5) as pool:
         contexts = list(pool.map(lambda name: manager.start_notebook_on_demand(name, {})[0], names))
-    assert len({context["http_port"] for context in contexts}) == 5
-    assert all(status_code(context, context["token"]) == 200 for context in contexts)
+    assert len({context.http_port for context in contexts}) == 5
+    assert all(status_code(context, context.token) == 200 for context in contexts)
 
 
 def test_port_in_use_is_skipped(notebook_folder):
@@ -156,8 +163,8 @@ def test_port_in_use_is_skipped(notebook_folder):
         manager = NotebookManager(notebook_folder, min_port=taken, port_range=50)
         try:
             context, _ = manager.start_notebook_on_demand("alice", {})
-            assert context["http_port"] != taken
-            assert status_code(context, context["token"]) == 200
+            assert context.http_port != taken
+            assert status_code(context, context.token) == 200
         finally:
             manager.stop_notebook("alice")
 
@@ -172,23 +179,23 @@ def test_no_free_port_is_a_clear_error(notebook_folder):
 
 
 def test_kill_timeout_ends_the_notebook(notebook_folder):
-    manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, kill_timeout=3)
+    manager = NotebookManager(notebook_folder, min_port=22000, port_range=500, kill_timeout=3)
     try:
         context, _ = manager.start_notebook_on_demand("alice", {})
         assert wait_for(lambda: not manager.is_running("alice"), 20)
         assert not manager.is_running("alice")
-        assert context["kill_timeout"] == 3
+        assert context.kill_timeout == 3
     finally:
         manager.stop_notebook("alice")
 
 
 def test_stop_takes_the_kernels_along(manager):
     context, _ = manager.start_notebook_on_demand("alice", {})
-    headers = {"Authorization": "token " + context["token"]}
-    base = "http://127.0.0.1:{}/notebook/".format(context["http_port"])
+    headers = {"Authorization": "token " + context.token}
+    base = "http://127.0.0.1:{}/notebook/".format(context.http_port)
     for _ in range(2):
         requests.post(base + "api/kernels", json={"name": "python3"}, headers=headers, timeout=30).raise_for_status()
-    kernels = psutil.Process(context["pid"]).children(recursive=True)
+    kernels = psutil.Process(context.pid).children(recursive=True)
     assert len(kernels) >= 2
     manager.stop_notebook("alice")
     assert all(not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE for kernel in kernels)
@@ -206,17 +213,17 @@ def test_real_user_names_work(manager, name):
     assert check_name(name) == name
     context, _ = manager.start_notebook_on_demand(name, {})
     assert manager.get_work_folder(name).parent == manager.notebook_folder
-    assert status_code(context, context["token"]) == 200
+    assert status_code(context, context.token) == 200
 
 
 def test_context_hash_is_stable_across_processes():
-    context = {"startup": "import os", "greeting": "Hello jörg", "extra": [1, 2]}
+    context = {"startup": "import os", "greeting": "Hello jörg", "numbers": [1, 2]}
     other_process = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import json, sys; from pyramid_notebook.server.context import context_hash;"
-            "print(context_hash(json.loads(sys.argv[1])))",
+            "import json, sys; from pyramid_notebook.protocol.context import NotebookContext;"
+            "print(NotebookContext.from_site(json.loads(sys.argv[1])).compute_hash())",
             json.dumps(context),
         ],
         capture_output=True,
@@ -235,7 +242,7 @@ def test_startup_script_and_greeting(manager):
     )
     outcome = run_in_notebook(context, "print(answer, shout('hi'))")
     assert outcome["stdout"] == "42 HI\n"
-    notebook = json.loads((notebook_root(manager.get_work_folder("alice")) / context["notebook_name"]).read_text())
+    notebook = json.loads((manager.work_folder("alice").notebook_root / context.notebook_name).read_text())
     sources = ["".join(cell["source"]) for cell in notebook["cells"]]
     assert "Use **answer**" in sources
     assert notebook["cells"][-1]["cell_type"] == "code"
@@ -244,7 +251,7 @@ def test_startup_script_and_greeting(manager):
 
 def test_default_notebook_keeps_the_users_edits(manager):
     context, _ = manager.start_notebook_on_demand("alice", {"greeting": "Hi"})
-    path = notebook_root(manager.get_work_folder("alice")) / context["notebook_name"]
+    path = manager.work_folder("alice").notebook_root / context.notebook_name
     path.write_text(path.read_text().replace("Hi", "My own notes"))
     manager.stop_notebook("alice")
     manager.start_notebook_on_demand("alice", {"greeting": "Hi"})
@@ -252,13 +259,13 @@ def test_default_notebook_keeps_the_users_edits(manager):
 
 
 def test_start_failure_names_the_log(notebook_folder):
-    manager = NotebookManager(notebook_folder, min_port=42000, port_range=500, python="/bin/false")
+    manager = NotebookManager(notebook_folder, min_port=22000, port_range=500, python="/bin/false")
     with pytest.raises(NotebookStartError) as failure:
         manager.start_notebook("alice", {})
     message = str(failure.value)
     assert "notebook.stderr.log" in message
     assert "launcher failed with exit code 1" in message
-    assert manager.get_context("alice")["token"] not in message
+    assert manager.get_context("alice").token not in message
 
 
 # Damaged pid files
@@ -270,17 +277,17 @@ def test_damaged_pid_file_is_not_running_and_leaves_no_orphan(manager, damage):
     stranger = subprocess.Popen(["sleep", "60"])
     try:
         written = {"garbage": "\x00not a pid\n", "pid 1": "1\n", "another program": "{}\n".format(stranger.pid)}
-        manager.get_pid_file("alice").write_text(written[damage])
+        manager.work_folder("alice").pid_file.write_text(written[damage])
         assert not manager.is_running("alice")
-        old_server = psutil.Process(first["pid"])
+        old_server = psutil.Process(first.pid)
         assert manager.get_state("alice")[0] == "stopped"
         # Not running means not running: the server the pid file lost is ended, not left as an orphan.
         assert is_gone(old_server)
         second, created = manager.start_notebook_on_demand("alice", {})
         assert created
-        assert status_code(second, second["token"]) == 200
-        pid_file = manager.get_pid_file("alice")
-        assert wait_for(lambda: [process.pid for process in find_daemons(pid_file)] == [second["pid"]], 10)
+        assert status_code(second, second.token) == 200
+        pid_file = manager.work_folder("alice").pid_file
+        assert wait_for(lambda: [process.pid for process in find_daemons(pid_file)] == [second.pid], 10)
         assert stranger.poll() is None
     finally:
         stranger.kill()
@@ -291,51 +298,51 @@ def test_damaged_pid_file_is_not_running_and_leaves_no_orphan(manager, damage):
 
 
 def notebook_log_lines(caplog) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == "pyramid_notebook.notebookmanager"]
+    return [record.getMessage() for record in caplog.records if record.name == MANAGER_LOGGER]
 
 
 def test_stop_records_and_logs_its_reason(manager, caplog):
-    caplog.set_level(logging.INFO, logger="pyramid_notebook.notebookmanager")
+    caplog.set_level(logging.INFO, logger=MANAGER_LOGGER)
     context, _ = manager.start_notebook_on_demand("alice", {})
     before = time.time()
     manager.stop_notebook("alice")
     stopped = manager.get_context("alice")
-    assert stopped["stopped_reason"] == STOPPED_BY_USER
-    assert stopped["stopped_at"] >= before
+    assert stopped.stopped_reason == STOPPED_BY_USER
+    assert stopped.stopped_at >= before
     assert notebook_log_lines(caplog).count("Notebook for alice stopped: " + STOPPED_BY_USER) == 1
     manager.start_notebook_on_demand("bob", {})
     manager.stop_notebook("bob", STOPPED_BY_ADMIN)
-    assert manager.get_context("bob")["stopped_reason"] == STOPPED_BY_ADMIN
+    assert manager.get_context("bob").stopped_reason == STOPPED_BY_ADMIN
     assert "Notebook for bob stopped: " + STOPPED_BY_ADMIN in notebook_log_lines(caplog)
-    assert not any(context["token"] in line for line in caplog.text.splitlines())
+    assert not any(context.token in line for line in caplog.text.splitlines())
 
 
 def test_context_change_records_its_reason(manager, caplog):
-    caplog.set_level(logging.INFO, logger="pyramid_notebook.notebookmanager")
+    caplog.set_level(logging.INFO, logger=MANAGER_LOGGER)
     manager.start_notebook_on_demand("alice", {"startup": "x = 1"})
     manager.start_notebook_on_demand("alice", {"startup": "x = 2"})
     assert "Notebook for alice stopped: " + STOPPED_CONTEXT_CHANGE in notebook_log_lines(caplog)
-    assert "stopped_reason" not in manager.get_context("alice")
+    assert not manager.get_context("alice").stopped_reason
 
 
 def test_crash_is_recorded_once(manager, caplog):
-    caplog.set_level(logging.INFO, logger="pyramid_notebook.notebookmanager")
+    caplog.set_level(logging.INFO, logger=MANAGER_LOGGER)
     context, _ = manager.start_notebook_on_demand("alice", {"launch_url": "http://site.example/page"})
-    daemon = psutil.Process(context["pid"])
+    daemon = psutil.Process(context.pid)
     for process in [daemon, *daemon.children(recursive=True)]:
         process.kill()
     assert wait_for(lambda: manager.get_state("alice")[0] == "stopped", 10)
     crashed = manager.get_context("alice")
-    assert crashed["stopped_reason"] == STOPPED_CRASH
+    assert crashed.stopped_reason == STOPPED_CRASH
     assert manager.get_state("alice")[0] == "stopped"
     manager.stop_notebook("alice")
-    assert manager.get_context("alice")["stopped_at"] == crashed["stopped_at"]
-    assert manager.get_context("alice")["stopped_reason"] == STOPPED_CRASH
+    assert manager.get_context("alice").stopped_at == crashed.stopped_at
+    assert manager.get_context("alice").stopped_reason == STOPPED_CRASH
     assert notebook_log_lines(caplog).count("Notebook for alice stopped: " + STOPPED_CRASH) == 1
     listed = manager.list_notebooks(include_stopped=True)
     assert [(entry["name"], entry["state"]) for entry in listed] == [("alice", "stopped")]
     assert listed[0]["stopped_reason"] == STOPPED_CRASH
-    assert listed[0]["stopped_at"] == crashed["stopped_at"]
+    assert listed[0]["stopped_at"] == crashed.stopped_at
     assert listed[0]["launch_url"] == "http://site.example/page"
     assert manager.list_notebooks() == []
 
@@ -346,7 +353,7 @@ def test_list_notebooks_with_stopped_ones(manager):
     manager.stop_notebook("bob")
     running = manager.list_notebooks()
     assert [entry["name"] for entry in running] == ["alice"]
-    assert running[0]["pid"] == alice["pid"]
+    assert running[0]["pid"] == alice.pid
     assert running[0]["launch_url"] == "http://site.example/a"
     everything = {entry["name"]: entry for entry in manager.list_notebooks(include_stopped=True)}
     assert everything["alice"]["state"] == "running"

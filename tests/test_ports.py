@@ -8,27 +8,27 @@ import psutil
 import pytest
 import requests
 
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.server.context import write_context
-from pyramid_notebook.server.processes import find_daemons
+from pyramid_notebook.manager import NotebookManager
+from pyramid_notebook.protocol.context import NotebookContext
+from pyramid_notebook.protocol.processes import find_daemons
 from pyramid_notebook.waiting import wait_for
-from tests.conftest import stop_all
+from tests.support.notebooks import stop_all
 
 
-def answers(context: dict) -> bool:
-    url = "http://127.0.0.1:{}/notebook/api/status".format(context["http_port"])
-    return requests.get(url, headers={"Authorization": "token " + context["token"]}, timeout=10).status_code == 200
+def answers(context: NotebookContext) -> bool:
+    url = "http://127.0.0.1:{}/notebook/api/status".format(context.http_port)
+    return requests.get(url, headers={"Authorization": "token " + context.token}, timeout=10).status_code == 200
 
 
 def server_pids(manager: NotebookManager, name: str) -> list[int]:
     """The live daemon processes for the user's pid file (for about a second also the launcher)."""
-    return sorted(process.pid for process in find_daemons(manager.get_pid_file(name)))
+    return sorted(process.pid for process in find_daemons(manager.work_folder(name).pid_file))
 
 
 @pytest.fixture
 def one_port_manager(notebook_folder):
     """A manager with a single port: a second notebook can only start once the first is really gone."""
-    manager = NotebookManager(notebook_folder, min_port=42600, port_range=1, kill_timeout=600)
+    manager = NotebookManager(notebook_folder, min_port=22600, port_range=1, kill_timeout=600)
     yield manager
     stop_all(manager)
 
@@ -38,11 +38,11 @@ def test_a_stopped_notebooks_port_is_free_at_once(one_port_manager):
     one_port_manager.stop_notebook("alice")
     again, created = one_port_manager.start_notebook_on_demand("alice", {})
     assert created
-    assert again["http_port"] == first["http_port"]
+    assert again.http_port == first.http_port
     assert answers(again)
     one_port_manager.stop_notebook("alice")
     other, _ = one_port_manager.start_notebook_on_demand("bob", {})
-    assert other["http_port"] == first["http_port"]
+    assert other.http_port == first.http_port
     assert answers(other)
 
 
@@ -57,12 +57,12 @@ def test_ended_and_foreign_processes_claim_no_port(manager):
             (42002, "stranger", stranger.pid, {}),
             (42003, "stopped", stranger.pid, {"stopped_at": time.time()}),
         ]:
-            folder = manager.get_work_folder(name)
-            folder.mkdir()
+            folder = manager.work_folder(name)
+            folder.path.mkdir()
             context = {"http_port": port, "pid": pid, "token": "t", "ready": True, "launched_at": time.time()}
-            write_context(folder / "context.json", dict(context, **extra))
-        assert manager.claimed_ports() == set()
-        assert manager.pick_port() == manager.min_port
+            NotebookContext(**context, **extra).write(folder.context_file)
+        assert manager.store.claimed_ports() == set()
+        assert manager.store.ports.pick(manager.store.claimed_ports()) == manager.options.min_port
         assert stranger.poll() is None
     finally:
         stranger.kill()
@@ -74,9 +74,9 @@ def test_ended_and_foreign_processes_claim_no_port(manager):
 #: spawns the launcher, or just after, before anyone saw the notebook start.
 DYING_WEB_PROCESS = """
 import os, subprocess, sys
-from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.manager import NotebookManager
 
-manager = NotebookManager(sys.argv[1], min_port=42000, port_range=500, kill_timeout=600)
+manager = NotebookManager(sys.argv[1], min_port=22000, port_range=500, kill_timeout=600)
 if sys.argv[2] == "before-spawn":
     def die(*args, **kwargs):
         os._exit(9)
@@ -94,6 +94,6 @@ def test_web_process_dying_during_a_launch_leaves_one_server(manager, moment):
     assert dying.returncode == 9
     context, _created = manager.start_notebook_on_demand("alice", {"startup": "x = 1"})
     assert answers(context)
-    assert wait_for(lambda: server_pids(manager, "alice") == [context["pid"]], 10), server_pids(manager, "alice")
-    server_log = (manager.get_work_folder("alice") / "notebook.stderr.log").read_text()
-    assert "127.0.0.1:{}/notebook/".format(context["http_port"]) in server_log
+    assert wait_for(lambda: server_pids(manager, "alice") == [context.pid], 10), server_pids(manager, "alice")
+    server_log = manager.work_folder("alice").stderr_log.read_text()
+    assert "127.0.0.1:{}/notebook/".format(context.http_port) in server_log

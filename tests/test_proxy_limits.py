@@ -6,40 +6,36 @@ freezes their notebook with SIGSTOP; user ``user2`` (B) keeps loading the
 site's home page and their own notebook's ``api/status``, each of which
 must answer in under a second throughout.
 
-The helpers here also drive ``benchmarks/starvation.py``.
+``benchmarks/starvation.py`` drives the same abuse (``tests.support.abuse``).
 """
 import gc
-import os
-import subprocess
-import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
-from pyramid_notebook import proxy
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.server.workspace import notebook_root
+from pyramid_notebook import limits
+from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.settings import PREFIX, parse_settings
 from pyramid_notebook.waiting import wait_for
-from tests.demo_fixtures import stop_all_notebooks
-from tests.site_server import free_port
-from tests.uwsgi_site import log_in, replace_once, stop_process
-
-REPOSITORY = Path(__file__).resolve().parent.parent
-DEVELOPMENT_INI = REPOSITORY / "development.ini"
-PSERVE = Path(sys.executable).with_name("pserve")
-
-USER_A = "user"
-USER_B = "user2"
+from tests.support.abuse import (
+    DOWNLOAD_SIZE,
+    MB,
+    USER_A,
+    USER_B,
+    frozen,
+    notebook_pid,
+    stalled_downloads,
+    write_download,
+)
+from tests.support.demo import START_SECONDS, launch_shell
+from tests.support.login import log_in_session
+from tests.support.pserve_site import PserveSite, running_pserve
 
 #: Notebook ports for these tests, apart from the other test modules' ranges.
-MIN_PORT = 43200
+MIN_PORT = 23200
 PORT_RANGE = 100
 
 #: The proxy's upstream timeout in these tests: low, so that they are short.
@@ -49,128 +45,11 @@ SLACK_SECONDS = 2
 #: The issue's bound for user B's pages while user A abuses the site.
 PAGE_SECONDS = 1.0
 
-START_SECONDS = 60
-MB = 1024 * 1024
-#: Larger than everything between the notebook and a client that stops
-#: reading (waitress buffers 16 MB per connection, the sockets a few MB), so
-#: that a stalled download really holds its thread.
-DOWNLOAD_SIZE = 96 * MB
-DOWNLOAD_NAME = "download.bin"
-
-
-@dataclass
-class PserveSite:
-    """The demo under a running ``pserve``."""
-
-    base: str
-    folder: Path
-    log: Path
-    process: subprocess.Popen
-
-    @property
-    def notebook_folder(self) -> Path:
-        return self.folder / "var" / "notebooks"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def write_pserve_ini(folder: Path, port: int, settings: dict) -> Path:
-    """The shipped development.ini on ``port`` with ``settings`` added; its data under ``folder/var``."""
-    text = DEVELOPMENT_INI.read_text()
-    text = replace_once(text, "listen = localhost:9999", "listen = 127.0.0.1:{}".format(port), "development.ini")
-    anchor = "pyramid_notebook.websocket_proxy =\n"
-    added = "".join("{} = {}\n".format(name, value) for name, value in settings.items())
-    text = replace_once(text, anchor, anchor + added, "development.ini")
-    path = folder / "development.ini"
-    path.write_text(text)
-    return path
-
-
-@contextmanager
-def running_pserve(folder: Path, settings: dict):
-    """Serve the demo with ``pserve`` and the shipped development.ini plus ``settings``, on a free port.
-
-    Stops pserve and every notebook under its folder afterwards.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    ini = write_pserve_ini(folder, port, settings)
-    log = folder / "pserve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(PSERVE), str(ini)], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=folder
-        )
-    site = PserveSite("http://127.0.0.1:{}".format(port), folder, log, process)
-
-    def answers():
-        if process.poll() is not None:
-            return True
-        try:
-            return requests.get(site.base + "/login", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        if not wait_for(answers, START_SECONDS) or process.poll() is not None:
-            raise AssertionError("pserve did not start; its log:\n" + site.log_text()[-5000:])
-        yield site
-    finally:
-        try:
-            stop_process(process)
-        finally:
-            left = stop_all_notebooks(site.notebook_folder)
-            assert not left, "notebooks still running for {}".format(left)
-
-
-def launch(session: requests.Session, base: str) -> None:
-    """Launch the logged-in user's Shell 1 and wait until their notebook serves."""
-    response = session.get(base + "/shell1", allow_redirects=False, timeout=30)
-    assert response.status_code == 302, response.text[:300]
-    status_url = base + "/notebook/_pyramid_notebook/status"
-    state = wait_for(lambda: session.get(status_url, timeout=10).json()["state"] != "starting", START_SECONDS)
-    assert state and session.get(status_url, timeout=10).json()["state"] == "running"
-
-
-def notebook_pid(notebook_folder: Path, username: str) -> int:
-    pid = NotebookManager(notebook_folder).get_pid(username)
-    assert pid is not None, "no notebook runs for {}".format(username)
-    return pid
-
-
-def write_download(notebook_folder: Path, username: str) -> str:
-    """A large file among the user's notebooks; returns its path on the site."""
-    root = notebook_root(NotebookManager(notebook_folder).get_work_folder(username))
-    with open(root / DOWNLOAD_NAME, "wb") as stream:
-        for _ in range(DOWNLOAD_SIZE // MB):
-            stream.write(os.urandom(MB))
-    return "/notebook/files/" + DOWNLOAD_NAME
-
-
-def stalled_downloads(session: requests.Session, url: str, count: int) -> list[requests.Response]:
-    """Start ``count`` downloads and read nothing of their bodies, as a stuck client would.
-
-    Returns every response, the refused ones included; close them to end the downloads.
-    """
-    return [session.get(url, stream=True, timeout=30) for _ in range(count)]
-
 
 def timed_get(session: requests.Session, url: str) -> tuple[requests.Response, float]:
     started = time.perf_counter()
     response = session.get(url, timeout=30)
     return response, time.perf_counter() - started
-
-
-@contextmanager
-def frozen(pid: int):
-    """The process stopped with SIGSTOP; continued however the block ends."""
-    process = psutil.Process(pid)
-    process.suspend()
-    try:
-        yield
-    finally:
-        process.resume()
 
 
 @dataclass
@@ -203,9 +82,9 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def users(site):
     """Sessions logged in as A and B, each with a running notebook."""
-    with log_in(site.base, USER_A) as user_a, log_in(site.base, USER_B) as user_b:
+    with log_in_session(site.base, USER_A) as user_a, log_in_session(site.base, USER_B) as user_b:
         for session in (user_a, user_b):
-            launch(session, site.base)
+            launch_shell(session, site.base)
         yield user_a, user_b
 
 
@@ -218,6 +97,7 @@ def b_pages(site: PserveSite) -> list[str]:
     return [site.base + "/", site.base + "/notebook/api/status"]
 
 
+@pytest.mark.unit
 def test_defaults_cap_a_user_at_half_the_demo_threads_and_free_a_frozen_notebooks_thread_within_30_s(tmp_path):
     settings = parse_settings({PREFIX + "notebook_folder": str(tmp_path)})
     assert settings.max_user_requests == 4
@@ -227,7 +107,7 @@ def test_defaults_cap_a_user_at_half_the_demo_threads_and_free_a_frozen_notebook
 def test_stalled_downloads_are_capped_and_leave_the_site_to_others(site, users, download_path):
     """The issue's case: eight stalled downloads by A, against the demo's eight threads."""
     user_a, user_b = users
-    token = NotebookManager(site.notebook_folder).get_context(USER_A)["token"]
+    token = NotebookManager(site.notebook_folder).get_context(USER_A).token
     cap = 4
     times = PageTimes()
     times.load(user_b, b_pages(site))
@@ -316,21 +196,23 @@ def test_a_frozen_notebook_frees_the_threads_within_the_upstream_timeout(site, u
 # The limiter alone: bursts wait, stuck slots refuse at once, slots always come back.
 
 
+@pytest.mark.unit
 def test_a_burst_over_the_cap_waits_for_slots_as_requests_finish():
-    limiter = proxy.RequestLimiter()
+    limiter = limits.RequestLimiter()
     held = [limiter.acquire(40000, 4) for _ in range(4)]
     waiter = {}
     thread = threading.Thread(target=lambda: waiter.setdefault("slot", limiter.acquire(40000, 4)))
     thread.start()
     held.pop().release()
-    thread.join(proxy.QUEUE_SECONDS)
+    thread.join(limits.QUEUE_SECONDS)
     assert waiter["slot"] is not None, "a request over the cap gets the slot that came free"
     assert limiter.acquire(40001, 4) is not None, "another user's notebook has its own slots"
 
 
+@pytest.mark.unit
 def test_once_the_slots_stay_held_requests_over_the_cap_are_refused_at_once(monkeypatch):
-    monkeypatch.setattr(proxy, "QUEUE_SECONDS", 0.2)
-    limiter = proxy.RequestLimiter()
+    monkeypatch.setattr(limits, "QUEUE_SECONDS", 0.2)
+    limiter = limits.RequestLimiter()
     held = [limiter.acquire(40000, 2) for _ in range(2)]
     assert limiter.acquire(40000, 2) is None, "refused after QUEUE_SECONDS without a slot coming free"
     started = time.monotonic()
@@ -343,8 +225,9 @@ def test_once_the_slots_stay_held_requests_over_the_cap_are_refused_at_once(monk
     assert limiter.acquire(40000, 2) is None, "given back once, however often released"
 
 
+@pytest.mark.unit
 def test_a_slot_never_closed_comes_back_when_collected():
-    limiter = proxy.RequestLimiter()
+    limiter = limits.RequestLimiter()
     slot = limiter.acquire(40000, 1)
     del slot
     gc.collect()

@@ -8,8 +8,9 @@ import os
 import pytest
 import requests
 
-from pyramid_notebook.server.workspace import notebook_root
-from tests.site_server import launch, peak_rss, running_site
+from pyramid_notebook.protocol.workfolder import WorkFolder
+from tests.support.servers import peak_rss
+from tests.support.site_server import launch, running_site
 
 MB = 1024 * 1024
 
@@ -26,7 +27,7 @@ def test_large_files_stream_through_the_proxy(site, notebook_folder):
     alice = {"X-Test-User": "alice"}
     launch(base, "alice")
 
-    download = notebook_root(notebook_folder / "alice") / "download.bin"
+    download = WorkFolder(notebook_folder / "alice").notebook_root / "download.bin"
     with open(download, "wb") as stream:
         for _ in range(200):
             stream.write(os.urandom(MB))
@@ -68,6 +69,6 @@ def test_large_files_stream_through_the_proxy(site, notebook_folder):
         timeout=120,
     )
     assert response.status_code == 201, response.text[:500]
-    saved = json.loads((notebook_root(notebook_folder / "alice") / "big.ipynb").read_text())
+    saved = json.loads((WorkFolder(notebook_folder / "alice").notebook_root / "big.ipynb").read_text())
     assert "".join(saved["cells"][0]["outputs"][0]["data"]["text/plain"]) == payload
     assert peak_rss(pid) - before < 50 * MB

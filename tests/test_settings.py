@@ -34,7 +34,7 @@ BAD_VALUES = {
     "kill_timeout": ["", "abc", "nan", "inf", "0", "-5", "1.5", "1e3"],
     "idle_timeout": ["abc", "nan", "inf", "-inf", "1e400", "-1"],
     "min_port": ["abc", "nan", "0", "-1", "80", "1023", "65536", "100000"],
-    "port_range": ["abc", "nan", "inf", "0", "-1", "30000"],
+    "port_range": ["abc", "nan", "inf", "0", "-1", "40000"],
     "start_timeout": ["abc", "nan", "inf", "0", "-1", "0.5"],
     "websocket_proxy": [
         "no_such_module.serve",
@@ -102,7 +102,7 @@ GOOD_VALUES = {
 DEFAULTS = {
     "kill_timeout": 3600,
     "idle_timeout": 1800,
-    "min_port": 40000,
+    "min_port": 28000,
     "port_range": 1000,
     "start_timeout": 60,
     "websocket_proxy": None,
@@ -186,8 +186,21 @@ def test_relative_python_becomes_absolute(tmp_path, monkeypatch):
 
 
 def test_site_refuses_to_start_with_a_bad_setting(settings):
-    from tests import site
+    from tests.support import site
 
     settings[PREFIX + "upstream_timeout"] = "nan"
     with pytest.raises(ConfigurationError, match="pyramid_notebook.upstream_timeout"):
         site.main({}, **settings)
+
+
+def test_ports_among_the_ephemeral_ones_are_warned_about(tmp_path, caplog, monkeypatch):
+    from pyramid_notebook import settings as settings_module
+
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("32768\t60999\n")
+    monkeypatch.setattr(settings_module, "EPHEMERAL_PORTS_FILE", ranges)
+    folder = str(tmp_path / "notebooks")
+    parse_settings({PREFIX + "notebook_folder": folder, PREFIX + "min_port": "28000"})
+    assert "ephemeral" not in caplog.text
+    parse_settings({PREFIX + "notebook_folder": folder, PREFIX + "min_port": "40000"})
+    assert "pyramid_notebook.min_port..pyramid_notebook.port_range (40000-40999) overlaps" in caplog.text

@@ -1,6 +1,6 @@
 """Websockets through the site: the demo under a real uWSGI (and nginx), with the shipped configuration.
 
-One uWSGI serves the whole module (``tests/uwsgi_site.py`` starts it from
+One uWSGI serves the whole module (``tests/support/uwsgi_site.py`` starts it from
 the shipped ``uwsgi.ini`` on a free port); ``user`` has a notebook started
 with Jupyter's output rate limit raised so that 20 MB outputs get through.
 The browser is played by websocket-client with the session cookie of a
@@ -19,21 +19,20 @@ import pytest
 import requests
 import websocket
 
-from pyramid_notebook.notebookmanager import NotebookManager
+from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.waiting import wait_for
-from tests.chromium import KERNEL_IDLE, new_browser, type_into_last_cell
-from tests.demo_fixtures import PASSWORD
-from tests.uwsgi_site import NGINX, cookie_header, log_in, running_nginx, running_uwsgi, start_notebook
-from tests.ws_client import (
+from tests.support.chromium import KERNEL_IDLE, OUTPUT, new_browser, page_text, type_into_last_cell
+from tests.support.login import cookie_header, csrf_token, log_in_browser, log_in_session
+from tests.support.notebooks import kernel_is_connected, notebook_api, token_header
+from tests.support.uwsgi_site import NGINX, running_nginx, running_uwsgi, start_notebook
+from tests.support.ws_client import (
     V1_PROTOCOL,
     KernelSocket,
     channels_path,
     chosen_protocol,
     delete_kernel,
-    notebook_api,
     open_websocket,
     start_kernel,
-    token_header,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def notebook(site):
 
 @pytest.fixture(scope="module")
 def user(site, notebook):
-    return log_in(site.base, "user")
+    return log_in_session(site.base, "user")
 
 
 @pytest.fixture(scope="module")
@@ -240,47 +239,27 @@ def test_ping_passes_and_the_close_code_goes_through_and_back(site, user, kernel
         ws.shutdown()
 
 
-OUTPUTS = ".jp-OutputArea-output"
-
-
-def page_texts(browser, css: str) -> list[str]:
-    return browser.execute_script(
-        "return Array.from(document.querySelectorAll(arguments[0])).map(element => element.innerText);", css
-    )
-
-
 def test_browser_runs_a_cell_through_uwsgi(site):
     """A real notebook page: its websockets go through uWSGI, since the site has the proxy configured."""
 
     browser = new_browser()
     manager = NotebookManager(site.notebook_folder)
     try:
-        browser.visit(site.base + "/login")
-        browser.fill("username", "user2")
-        browser.fill("password", PASSWORD)
-        browser.find_by_id("login-submit").click()
-        assert browser.is_element_present_by_id("current-user", wait_time=15), "login failed"
+        log_in_browser(browser, site.base, "user2")
         browser.visit(site.base + "/shell2")
 
         def kernel_connected():
             if "did not start" in browser.title:
                 return "failed"
-            context = manager.get_context("user2") or {}
-            if "http_port" not in context or not browser.is_element_present_by_css(KERNEL_IDLE):
-                return False
-            try:
-                kernels = requests.get(notebook_api(context) + "api/kernels", headers=token_header(context), timeout=5)
-                return any(kernel["connections"] > 0 for kernel in kernels.json())
-            except (requests.RequestException, ValueError):
-                return False
+            return browser.is_element_present_by_css(KERNEL_IDLE) and kernel_is_connected(manager, "user2")
 
         connected = wait_for(kernel_connected, 90)
         assert connected != "failed", "the notebook did not start under uWSGI: " + browser.find_by_tag("body").text
         assert connected, "the notebook's kernel did not connect; page at " + browser.url
 
         type_into_last_cell(browser, "print('through', 6 * 7)")
-        assert wait_for(lambda: any("through 42" in text for text in page_texts(browser, OUTPUTS)), 30), page_texts(
-            browser, OUTPUTS
+        assert wait_for(lambda: any("through 42" in text for text in page_text(browser, OUTPUT)), 30), page_text(
+            browser, OUTPUT
         )
     finally:
         browser.quit()
@@ -291,9 +270,9 @@ def test_browser_runs_a_cell_through_uwsgi(site):
 
 def test_dying_notebook_closes_the_browsers_websocket(site):
     context = start_notebook(site, "user2")
-    session = log_in(site.base, "user2")
+    session = log_in_session(site.base, "user2")
     kernel_id = start_kernel(context)
-    server = psutil.Process(context["pid"])
+    server = psutil.Process(context.pid)
     processes = [server, *server.children(recursive=True)]
     ws = browser_socket(site.base, session, channels_path(kernel_id), [V1_PROTOCOL])
     try:
@@ -334,14 +313,14 @@ def test_200_open_close_cycles_leave_nothing_behind(site, user, notebook, kernel
 
     for number in range(8):
         cycle(number)
-    baseline = worker_resources(site, notebook["http_port"])
+    baseline = worker_resources(site, notebook.http_port)
     assert all(upstream == 0 for _fds, _threads, upstream in baseline.values())
 
     for number in range(200):
         cycle(number)
 
-    settled = wait_for(lambda: worker_resources(site, notebook["http_port"]) == baseline, 30)
-    assert settled, "before: {}, after: {}".format(baseline, worker_resources(site, notebook["http_port"]))
+    settled = wait_for(lambda: worker_resources(site, notebook.http_port) == baseline, 30)
+    assert settled, "before: {}, after: {}".format(baseline, worker_resources(site, notebook.http_port))
     status = requests.get(notebook_api(notebook) + "api/status", headers=token_header(notebook), timeout=10).json()
     assert wait_for(
         lambda: requests.get(notebook_api(notebook) + "api/status", headers=token_header(notebook), timeout=10)
@@ -383,7 +362,7 @@ def test_site_answers_while_20_notebook_websocket_pairs_are_open(site, user, ker
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 def test_through_nginx(site, user, kernel, tmp_path):
     with running_nginx(tmp_path, site.port) as base:
-        session = log_in(base, "user")
+        session = log_in_session(base, "user")
         home = session.get(base + "/", timeout=10)
         assert home.status_code == 200
         for protocol in (V1_PROTOCOL, None):
@@ -409,14 +388,14 @@ def test_uwsgi_log_is_clean(site, notebook):
     log = site.log_text()
     assert "headers already sent" not in log
     assert "Traceback" not in log
-    assert notebook["token"] not in log
+    assert notebook.token not in log
     assert "(HTTP/1.1 101)" in log
 
 
 def test_keep_alive_client_meets_no_resets(site):
     """A plain requests.Session reuses its connection; uWSGI must say it closes each one."""
     session = requests.Session()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(site.base + "/login", timeout=10).text).group(1)
+    token = csrf_token(session.get(site.base + "/login", timeout=10).text)
     form = {"csrf_token": token, "came_from": "", "username": "nobody", "password": "wrong"}
     statuses = [session.post(site.base + "/login", data=form, timeout=10).status_code for _ in range(300)]
     assert statuses == [200] * 300
@@ -424,14 +403,14 @@ def test_keep_alive_client_meets_no_resets(site):
 
 def test_logout_ends_the_open_websocket_of_the_tab(site):
     """An open notebook tab of a user who logs out stops working at once, websockets included."""
-    session = log_in(site.base, "user2")
+    session = log_in_session(site.base, "user2")
     context = start_notebook(site, "user2")
     kernel_id = start_kernel(context)
     ws = browser_socket(site.base, session, channels_path(kernel_id), [V1_PROTOCOL])
     try:
         assert KernelSocket(ws, V1_PROTOCOL).execute("1 + 1")["result"] == "2"
         home = session.get(site.base + "/", timeout=10).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+        token = csrf_token(home)
         session.post(site.base + "/logout", data={"csrf_token": token}, timeout=30).raise_for_status()
         close = next_control_frame(ws, websocket.ABNF.OPCODE_CLOSE)
         assert close is not None, "the open websocket was closed"

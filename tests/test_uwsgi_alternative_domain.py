@@ -8,9 +8,10 @@ import pytest
 import websocket
 
 from pyramid_notebook.waiting import wait_for
-from tests.site_server import free_port
-from tests.uwsgi_site import cookie_header, log_in, running_uwsgi
-from tests.ws_client import KernelSocket, channels_path, open_websocket
+from tests.support.login import cookie_header, log_in_session
+from tests.support.servers import free_port
+from tests.support.uwsgi_site import running_uwsgi
+from tests.support.ws_client import KernelSocket, channels_path, open_websocket
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def sites(tmp_path_factory):
 
 def test_notebook_and_websockets_come_from_the_alternative_domain(sites):
     site, alternative = sites
-    user = log_in(site.base, "user")
+    user = log_in_session(site.base, "user")
     launch = user.get(site.base + "/shell2", allow_redirects=False, timeout=30)
     assert launch.status_code == 302
     assert launch.headers["Location"].startswith(alternative + "/notebook/notebooks/default-")

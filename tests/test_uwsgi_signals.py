@@ -21,15 +21,20 @@ import psutil
 import pytest
 import requests
 
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.server.processes import is_gone
+from pyramid_notebook.manager import RUNNING, NotebookManager
+from pyramid_notebook.protocol.processes import is_gone
 from pyramid_notebook.waiting import wait_for
-from tests.conftest import stop_all
-from tests.uwsgi_site import cookie_header, log_in, running_uwsgi
-from tests.ws_client import V1_PROTOCOL, KernelSocket, channels_path, open_websocket
+from tests.support.login import cookie_header, log_in_session
+from tests.support.notebooks import stop_all
+from tests.support.uwsgi_site import running_uwsgi
+from tests.support.ws_client import V1_PROTOCOL, KernelSocket, channels_path, open_websocket
 
-#: Python ignores these two itself at start; every other signal must have its default action or a handler.
-PYTHON_IGNORES = {signal.SIGPIPE, signal.SIGXFSZ}
+#: The signals the C library keeps for its threads (32 and 33 on Linux): no program can change what they
+#: do, so one ignored by whoever started the test run stays ignored everywhere below it.
+LIBC_RESERVED = set(range(1, signal.NSIG)) - {int(number) for number in signal.valid_signals()}
+
+#: Python ignores SIGPIPE and SIGXFSZ itself at start; every other signal must have its default action or a handler.
+PYTHON_IGNORES = {signal.SIGPIPE, signal.SIGXFSZ} | LIBC_RESERVED
 
 #: An idle ipykernel ignores SIGINT by its own choice, and catches it while a cell runs.
 KERNEL_IGNORES = PYTHON_IGNORES | {signal.SIGINT}
@@ -69,7 +74,7 @@ def assert_clean_signal_state(process: psutil.Process, may_ignore: set[int] = PY
 @pytest.fixture
 def manager(notebook_folder):
     """A manager on ports of this module's own, apart from other test modules running at the same time."""
-    notebook_manager = NotebookManager(notebook_folder, min_port=44300, port_range=100, kill_timeout=600)
+    notebook_manager = NotebookManager(notebook_folder, min_port=24300, port_range=100, kill_timeout=600)
     yield notebook_manager
     stop_all(notebook_manager)
 
@@ -129,10 +134,10 @@ def kernel_processes(server_pid: int) -> list[psutil.Process]:
 
 
 def test_notebook_launched_from_a_uwsgi_worker_thread_can_be_interrupted_and_stopped(site):
-    session = log_in(site.base, "user")
+    session = log_in_session(site.base, "user")
     thread = launch_from_a_busy_worker(site, session)
     manager = NotebookManager(site.notebook_folder)
-    assert wait_for(lambda: manager.get_state("user")[0] == "running", 60), manager.get_state("user")
+    assert wait_for(lambda: manager.get_state("user")[0] == RUNNING, 60), manager.get_state("user")
     context = manager.get_context("user")
     origin = {"Origin": site.base, "Cookie": cookie_header(session)}
     api = site.base + "/notebook/api/kernels"
@@ -140,7 +145,7 @@ def test_notebook_launched_from_a_uwsgi_worker_thread_can_be_interrupted_and_sto
     response = requests.post(api, json={"name": "python3"}, headers=origin, timeout=60)
     assert response.status_code == 201, response.text[:500]
     kernel_id = response.json()["id"]
-    server = psutil.Process(context["pid"])
+    server = psutil.Process(context.pid)
     assert wait_for(lambda: kernel_processes(server.pid), 30), "no kernel process"
     assert_clean_signal_state(server)
     for kernel in kernel_processes(server.pid):
@@ -208,4 +213,4 @@ def test_daemon_started_from_a_thread_with_blocked_signals_blocks_none(manager):
         for number, handler in previous.items():
             signal.signal(number, handler)
     assert "error" not in launched, launched.get("error")
-    assert_clean_signal_state(psutil.Process(launched["context"]["pid"]))
+    assert_clean_signal_state(psutil.Process(launched["context"].pid))

@@ -1,7 +1,8 @@
 """Websocket frames as bytes (pyramid_notebook.websocket.frames): no sockets, no processes.
 
-The bytes are read back by a parser of the tests' own, so that encoding is
-checked against something other than the scanner that follows it.
+The bytes are read back by a parser of the tests' own (tests.support.frames),
+so that encoding is checked against something other than the scanner that
+follows it.
 """
 import pytest
 
@@ -19,34 +20,7 @@ from pyramid_notebook.websocket.frames import (
     close_payload,
     encode_frame,
 )
-
-
-class FrameParser:
-    """Whole frames out of a byte stream, as a browser or the notebook reads them (for the test peers)."""
-
-    def __init__(self, masked: bool):
-        self.masked = masked
-        self.buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[Frame]:
-        self.buffer += data
-        frames = []
-        while len(self.buffer) >= 2:
-            first, second = self.buffer[0], self.buffer[1]
-            assert bool(second & 0x80) == self.masked, "frame masking is wrong"
-            length, position = second & 0x7F, 2
-            if length == 126:
-                length, position = int.from_bytes(self.buffer[2:4], "big"), 4
-            elif length == 127:
-                length, position = int.from_bytes(self.buffer[2:10], "big"), 10
-            key = bytes(self.buffer[position : position + 4]) if self.masked else None
-            position += 4 if self.masked else 0
-            if len(self.buffer) < position + length:
-                break
-            payload = bytes(self.buffer[position : position + length])
-            del self.buffer[: position + length]
-            frames.append(Frame(bool(first & 0x80), first & 0x0F, apply_mask(key, payload) if key else payload))
-        return frames
+from tests.support.frames import FrameParser
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 3 * 1024 * 1024])

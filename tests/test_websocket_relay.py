@@ -10,6 +10,7 @@ import time
 import types
 
 import pytest
+from pyramid.httpexceptions import HTTPException
 from pyramid.request import Request
 
 from pyramid_notebook.uwsgi import serve_websocket
@@ -28,7 +29,7 @@ from pyramid_notebook.websocket.frames import (
 )
 from pyramid_notebook.websocket.relay import KEEPALIVE_PAYLOAD, UPSTREAM_MAX_FRAME, Relay, Side
 from pyramid_notebook.websocket.uwsgi import WebsocketProxyResponse, accept_key
-from tests.test_websocket_frames import FrameParser
+from tests.support.frames import FrameParser
 
 TIMEOUT = 10
 
@@ -336,22 +337,29 @@ def websocket_request(**headers) -> Request:
     return Request.blank("/notebook/api/kernels/abc/channels?session_id=s1", headers={**handshake, **headers})
 
 
+def refusal(request: Request) -> HTTPException:
+    """The HTTP error ``serve_websocket`` raises for ``request`` (for the site's exception views to style)."""
+    with pytest.raises(HTTPException) as raised:
+        serve_websocket(request, 40000, "secret")
+    return raised.value
+
+
 def test_outside_uwsgi_the_answer_is_501(monkeypatch):
     monkeypatch.setitem(sys.modules, "uwsgi", None)
-    assert serve_websocket(websocket_request(), 40000, "secret").status_code == 501
+    assert refusal(websocket_request()).status_code == 501
 
 
 def test_tls_inside_the_worker_is_refused(fake_uwsgi):
     fake_uwsgi.opt["https-socket"] = b"0.0.0.0:443,cert,key"
-    assert serve_websocket(websocket_request(), 40000, "secret").status_code == 501
+    assert refusal(websocket_request()).status_code == 501
 
 
 def test_not_a_websocket_handshake_is_400(fake_uwsgi):
-    assert serve_websocket(websocket_request(**{"Sec-WebSocket-Key": ""}), 40000, "secret").status_code == 400
+    assert refusal(websocket_request(**{"Sec-WebSocket-Key": ""})).status_code == 400
 
 
 def test_old_websocket_version_is_426(fake_uwsgi):
-    response = serve_websocket(websocket_request(**{"Sec-WebSocket-Version": "8"}), 40000, "secret")
+    response = refusal(websocket_request(**{"Sec-WebSocket-Version": "8"}))
     assert response.status_code == 426
     assert response.headers["Sec-WebSocket-Version"] == "13"
 

@@ -31,11 +31,11 @@ def main(global_config, **settings):
         config.add_route("item_shell", r"/items/{id:\d+}/shell")
         config.add_route("shell1", "/shell1")
         config.add_route("shell2", "/shell2")
-        # The shutdown route must come first: the proxy route below matches
-        # everything under /notebook/.  The library links its in-page banner
-        # to the route with exactly this name.
-        config.add_route("shutdown_notebook", "/notebook/shutdown")
-        config.add_route("notebook_proxy", "/notebook/*remainder")
+        # The status, shutdown and proxy routes under /notebook/, each behind
+        # the shell permission, for the user the demo's identity names.
+        config.add_notebook_routes(
+            prefix="/notebook", permission="shell", username="pyramid_notebook.demo.views.current_username"
+        )
         config.add_route("notebook_admin", "/admin/notebooks")
         config.scan("pyramid_notebook.demo.views")
     return config.make_wsgi_app()

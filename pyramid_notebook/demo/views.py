@@ -19,9 +19,8 @@ from sqlalchemy import select
 from pyramid_notebook import startup
 from pyramid_notebook.admin import notebook_admin
 from pyramid_notebook.demo.models import Base, Item, authenticate
+from pyramid_notebook.origin import CrossSiteRequestRefused
 from pyramid_notebook.views import launch_notebook, stop_on_logout
-from pyramid_notebook.views import notebook_proxy as proxy_to_notebook
-from pyramid_notebook.views import shutdown_notebook as stop_notebook
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +104,9 @@ def item_context(request, item: Item) -> dict:
     return nb
 
 
-def current_username(request) -> str:
-    return request.identity.username
+def current_username(request) -> str | None:
+    """The logged-in account's name: the name of its notebook."""
+    return None if request.identity is None else request.identity.username
 
 
 def get_item(request) -> Item:
@@ -193,11 +193,12 @@ def logout(request):
 
 @forbidden_view_config(renderer="pyramid_notebook.demo:templates/forbidden.jinja2")
 def forbidden(request):
-    """Visitors who are not logged in log in first; the others are told no, with a 403."""
+    """Visitors who are not logged in log in first; the others are told no, with a 403 that says why."""
     if request.identity is None:
         return HTTPFound(request.route_url("login", _query={"came_from": request.path_qs}))
     request.response.status = 403
-    return {}
+    refused = request.exception if isinstance(request.exception, CrossSiteRequestRefused) else None
+    return {"cross_site": refused.detail if refused is not None else None}
 
 
 # Notebook launch points
@@ -217,27 +218,6 @@ def shell2(request):
 def item_shell(request):
     """The context-sensitive launch point: the shell opens with this page's item in it."""
     return launch_notebook(request, current_username(request), item_context(request, get_item(request)))
-
-
-@view_config(route_name="shutdown_notebook", permission="shell")
-def shutdown_notebook(request):
-    """Stop the user's notebook and go home.
-
-    The banner inside the notebook page and the home page's button POST here
-    with the CSRF token; a GET (a link from anywhere) only gets a form asking
-    to confirm.
-    """
-    return stop_notebook(request, current_username(request), came_from=request.route_url("home"))
-
-
-@view_config(route_name="notebook_proxy", permission="shell", require_csrf=False)
-def notebook_proxy(request):
-    """Everything under /notebook/ goes to the user's own notebook.
-
-    No Pyramid CSRF token here: the Jupyter front end does not know it.  The
-    library refuses cross-site requests by their Origin instead.
-    """
-    return proxy_to_notebook(request, current_username(request))
 
 
 @view_config(route_name="notebook_admin", permission="admin")

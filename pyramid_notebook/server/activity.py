@@ -14,6 +14,10 @@ forgotten browser would keep a notebook alive for ever.  Here use means:
 
 Websocket traffic counts through the kernel: code sent over a kernel's
 websocket makes it busy.  Nothing else the browser does on an open tab does.
+
+Kernels count only once a person has used the notebook: the landing
+notebook's kernel is started with the server (so that the site's startup
+script runs while the browser loads the page), and its start is nobody's use.
 """
 import logging
 import time
@@ -44,6 +48,7 @@ class ActivityMonitor:
     :param on_activity: called with the time of the latest use whenever a check finds a newer one.
     :param on_idle: called once, with the seconds without use, when the server has been idle too
         long; it must stop the server (and may record why first).
+    :param clock: the current time, in seconds since the epoch (tests pass their own).
     """
 
     def __init__(
@@ -52,14 +57,18 @@ class ActivityMonitor:
         idle_timeout: float,
         on_activity: Callable[[float], None],
         on_idle: Callable[[float], None],
+        clock: Callable[[], float] = time.time,
     ):
         self.server = server
         self.idle_timeout = idle_timeout
         self.on_activity = on_activity
         self.on_idle = on_idle
+        self.clock = clock
         self.base_url = server.base_url
-        self.started = self.last_use = time.time()
+        self.started = self.last_use = clock()
         self.reported_use = self.last_use
+        #: Whether a person has used the notebook yet (see the module's docstring).
+        self.used = False
         self.checks: PeriodicCallback | None = None
 
     def observe_request(self, request) -> OutputTransform:
@@ -70,8 +79,9 @@ class ActivityMonitor:
         uses, and must not see an opened notebook as unused for half a minute.
         """
         if counts_as_use(request.method, request.path, self.base_url):
-            first_use = self.reported_use == self.started
-            self.last_use = time.time()
+            first_use = not self.used
+            self.used = True
+            self.last_use = self.clock()
             if first_use:
                 self.server.io_loop.add_callback(self.check)
         return OutputTransform(request)
@@ -83,7 +93,7 @@ class ActivityMonitor:
         for kernel_id in kernel_manager.list_kernel_ids():
             kernel = kernel_manager.get_kernel(kernel_id)
             if getattr(kernel, "execution_state", None) == "busy":
-                return time.time()
+                return self.clock()
             activity = getattr(kernel, "last_activity", None)
             if activity is not None:
                 latest = max(latest, activity.timestamp())
@@ -91,11 +101,12 @@ class ActivityMonitor:
 
     def check(self) -> None:
         """Note the latest use; stop the server if it has been idle too long."""
-        self.last_use = max(self.last_use, self.kernel_use())
+        if self.used:
+            self.last_use = max(self.last_use, self.kernel_use())
         if self.last_use > self.reported_use:
             self.reported_use = self.last_use
             self.on_activity(self.last_use)
-        idle = time.time() - self.last_use
+        idle = self.clock() - self.last_use
         if self.idle_timeout and idle >= self.idle_timeout:
             logger.warning("No use for %.0f seconds: stopping the notebook", idle)
             if self.checks is not None:

@@ -61,6 +61,7 @@ import time
 from http import HTTPStatus
 
 import websocket
+from pyramid.httpexceptions import HTTPBadRequest, HTTPClientError, HTTPNotImplemented
 from pyramid.request import Request
 from pyramid.response import Response
 
@@ -114,6 +115,14 @@ def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for the browser's ``Sec-WebSocket-Key``."""
     digest = hashlib.sha1((key + WEBSOCKET_GUID).encode("ascii")).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+class HTTPUpgradeRequired(HTTPClientError):
+    """426: the browser must speak another version of the websocket protocol (Pyramid has no class for it)."""
+
+    code = 426
+    title = "Upgrade Required"
+    explanation = "This resource needs a different protocol version."
 
 
 class WebsocketProxyResponse(Response):
@@ -229,31 +238,26 @@ def serve_websocket(request: Request, port: int, token: str) -> Response:
     The caller has checked the user's permission and the request's Origin.
     The notebook's URL path is the request's own (the site's ``/notebook/...``
     is the notebook's ``base_url``); ``token`` authenticates to the notebook.
-    Returns the response to give back from the view: an error for a request
-    that cannot become a websocket here, otherwise a response that runs the
-    relay when uWSGI calls it.
+    Returns a response that runs the relay when uWSGI calls it; raises an
+    HTTP error (``pyramid.httpexceptions``, so that the site's exception views
+    can style it) for a request that cannot become a websocket here.
     """
     try:
         import uwsgi
     except ImportError:
         logger.error("pyramid_notebook.uwsgi.serve_websocket works only when the site runs under uWSGI")
-        return Response(status=501, content_type="text/plain", text="Websockets need uWSGI on this site.")
+        raise HTTPNotImplemented("Websockets need uWSGI on this site.") from None
     if any(name in uwsgi.opt for name in TLS_SOCKET_OPTIONS):
         logger.error(
             "pyramid_notebook.uwsgi.serve_websocket cannot relay on a TLS socket of the worker (%s): "
             "end TLS in nginx or uWSGI's https router instead",
             ", ".join(name for name in TLS_SOCKET_OPTIONS if name in uwsgi.opt),
         )
-        return Response(status=501, content_type="text/plain", text="Websockets are not available on this socket.")
+        raise HTTPNotImplemented("Websockets are not available on this socket.")
     key = request.headers.get("Sec-WebSocket-Key", "").strip()
     if request.method != "GET" or not is_websocket_upgrade(request) or not key:
-        return Response(status=400, content_type="text/plain", text="Not a websocket handshake.")
+        raise HTTPBadRequest("Not a websocket handshake.")
     if request.headers.get("Sec-WebSocket-Version", "").strip() != "13":
-        return Response(
-            status=426,
-            content_type="text/plain",
-            text="Websocket version 13 is needed.",
-            headers={"Sec-WebSocket-Version": "13"},
-        )
+        raise HTTPUpgradeRequired("Websocket version 13 is needed.", headers={"Sec-WebSocket-Version": "13"})
     upstream_url = "ws://127.0.0.1:{}{}".format(int(port), request.path_qs)
     return WebsocketProxyResponse(upstream_url, token, _offered_protocols(request), key, request.path)

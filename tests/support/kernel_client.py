@@ -11,6 +11,8 @@ import uuid
 import requests
 import websocket
 
+from pyramid_notebook.protocol.context import NotebookContext
+
 
 def start_kernel(http_base: str, token: str | None = None, headers: dict | None = None) -> str:
     """Start a kernel through the REST API under ``http_base`` (``http://host:port/notebook/``); return its id."""
@@ -65,17 +67,17 @@ def execute(ws, code: str, timeout: float = 60) -> dict:
     Returns ``stdout``, ``stderr``, ``result`` (text/plain of the last
     expression), ``display``, ``error`` (``ename: evalue``) and ``status``.
     """
-    from tests.ws_client import KernelSocket
+    from tests.support.ws_client import KernelSocket
 
     return KernelSocket(ws, None).execute(code, timeout)
 
 
-def run_in_notebook(context: dict, code: str, timeout: float = 60) -> dict:
+def run_in_notebook(context: NotebookContext, code: str, timeout: float = 60) -> dict:
     """Start a kernel in the notebook described by ``context``, run ``code`` in it, and shut the kernel down."""
-    base = "127.0.0.1:{}{}".format(context["http_port"], context.get("notebook_path", "/notebook/"))
-    kernel_id = start_kernel("http://" + base, context["token"])
+    base = "127.0.0.1:{}{}".format(context.http_port, context.notebook_path)
+    kernel_id = start_kernel("http://" + base, context.token)
     try:
-        ws = connect("ws://" + base, kernel_id, context["token"])
+        ws = connect("ws://" + base, kernel_id, context.token)
         try:
             return execute(ws, code, timeout)
         finally:
@@ -83,6 +85,6 @@ def run_in_notebook(context: dict, code: str, timeout: float = 60) -> dict:
     finally:
         requests.delete(
             "http://{}api/kernels/{}".format(base, kernel_id),
-            headers={"Authorization": "token " + context["token"]},
+            headers={"Authorization": "token " + context.token},
             timeout=30,
         )

@@ -12,21 +12,15 @@ import requests
 import websocket
 from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
 
-from tests.kernel_client import execute_request
+from pyramid_notebook.protocol.context import NotebookContext
+from tests.support.kernel_client import execute_request
+from tests.support.notebooks import notebook_api, token_header
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 
 
-def notebook_api(context: dict) -> str:
-    """The notebook's own HTTP base, reached directly with its token (for set-up, not under test)."""
-    return "http://127.0.0.1:{}{}".format(context["http_port"], context.get("notebook_path", "/notebook/"))
-
-
-def token_header(context: dict) -> dict:
-    return {"Authorization": "token " + context["token"]}
-
-
-def start_kernel(context: dict) -> str:
+def start_kernel(context: NotebookContext) -> str:
+    """Start a kernel straight in the notebook described by ``context``; return its id."""
     response = requests.post(
         notebook_api(context) + "api/kernels", json={"name": "python3"}, headers=token_header(context), timeout=60
     )
@@ -34,11 +28,13 @@ def start_kernel(context: dict) -> str:
     return response.json()["id"]
 
 
-def delete_kernel(context: dict, kernel_id: str) -> None:
+def delete_kernel(context: NotebookContext, kernel_id: str) -> None:
+    """Shut a kernel down straight in the notebook described by ``context``."""
     requests.delete(notebook_api(context) + "api/kernels/" + kernel_id, headers=token_header(context), timeout=60)
 
 
 def channels_path(kernel_id: str) -> str:
+    """The site path of a kernel's channels websocket, with a new session id."""
     return "/notebook/api/kernels/{}/channels?session_id={}".format(kernel_id, uuid.uuid4().hex)
 
 
@@ -53,6 +49,7 @@ def open_websocket(
 
 
 def chosen_protocol(ws) -> str | None:
+    """The subprotocol the server chose in the handshake, if any."""
     return (ws.getheaders() or {}).get("sec-websocket-protocol")
 
 
@@ -71,6 +68,7 @@ class KernelSocket:
         self.frame_sizes: list[int] = []
 
     def send_execute(self, code: str) -> str:
+        """Send an execute_request for ``code`` in this socket's protocol; return its msg_id."""
         text, msg_id = execute_request(code, self.session)
         if self.protocol == V1_PROTOCOL:
             message = json.loads(text)

@@ -2,20 +2,23 @@
 
 It trusts an ``X-Test-User`` header as the logged-in user: the library's
 views are what is under test, not the site's login.  Run it as a real
-server with ``python -m tests.site PORT SETTINGS_JSON``.
+server with ``python -m tests.support.site PORT SETTINGS_JSON``.
 """
 
 import json
 import sys
+from contextlib import contextmanager
 
+import webtest
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden, HTTPFound
 from pyramid.response import Response
 from pyramid.session import SignedCookieSessionFactory
 
-from pyramid_notebook import startup
 from pyramid_notebook.admin import notebook_admin
+from pyramid_notebook.protocol.context import NotebookContext
 from pyramid_notebook.views import launch_notebook, notebook_proxy, shutdown_notebook, stop_on_logout
+from tests.support.notebooks import stop_all
 
 
 def username(request) -> str:
@@ -32,30 +35,33 @@ def as_user(name: str, **headers) -> dict:
 
 
 def log_in_as(request):
+    """For browsers, which cannot send the header: remember the user in a cookie."""
     response = HTTPFound(request.application_url + "/")
     response.set_cookie("test_user", request.matchdict["name"])
     return response
 
 
 def admin(request):
+    """The operators' page, for any logged-in test user."""
     username(request)
     return notebook_admin(request)
 
 
 def launch(request):
     """Launch with a context made from the query: ``startup`` and ``greeting``, or the site's own bootstrap."""
-    nb = {}
+    context = NotebookContext()
     if request.params.get("bootstrap"):
         settings = request.registry.settings
-        startup.make_startup(nb, settings["site.config_file"], cwd=settings["site.cwd"])
+        context.make_startup(settings["site.config_file"], cwd=settings["site.cwd"])
     if request.params.get("startup"):
-        startup.add_script(nb, request.params["startup"])
+        context.add_script(request.params["startup"])
     if request.params.get("greeting"):
-        startup.add_greeting(nb, request.params["greeting"])
-    return launch_notebook(request, username(request), nb)
+        context.add_greeting(request.params["greeting"])
+    return launch_notebook(request, username(request), context)
 
 
 def shutdown(request):
+    """The user's shutdown: a confirmation form, then the stop on its POST."""
     return shutdown_notebook(request, username(request))
 
 
@@ -68,10 +74,12 @@ def logout(request):
 
 
 def proxy(request):
+    """Everything under /notebook/ goes to the user's own notebook."""
     return notebook_proxy(request, username(request))
 
 
 def main(global_config, **settings):
+    """The test site's WSGI application."""
     config = Configurator(settings=settings, session_factory=SignedCookieSessionFactory("test-site-secret"))
     config.include("pyramid_notebook")
     config.add_route("home", "/")
@@ -89,6 +97,16 @@ def main(global_config, **settings):
     config.add_view(shutdown, route_name="shutdown_notebook")
     config.add_view(proxy, route_name="notebook_proxy")
     return config.make_wsgi_app()
+
+
+@contextmanager
+def site_app(settings: dict):
+    """The test site under WebTest; every notebook it started is stopped afterwards."""
+    app = webtest.TestApp(main({}, **settings))
+    try:
+        yield app
+    finally:
+        stop_all(app.app.registry.notebook_manager)
 
 
 if __name__ == "__main__":

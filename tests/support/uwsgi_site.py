@@ -1,13 +1,10 @@
 """The demo site under a real uWSGI (and nginx), configured by the shipped uwsgi.ini and nginx.conf.
 
-Used by ``tests/test_uwsgi.py`` and ``benchmarks/ws_roundtrip.py``.  The
-shipped files are copied into a temporary folder with only what must differ
-in a test changed: the addresses, the demo INI (a throw-away database and
-notebook folder), and the log level.  Everything else (threads, websocket
-limits, the prefix filter, nginx's proxy settings) is what ships.
+The shipped files are copied into a temporary folder with only what must
+differ in a test changed: the addresses, the demo INI (a throw-away database
+and notebook folder), and the log level.  Everything else (threads,
+websocket limits, the prefix filter, nginx's proxy settings) is what ships.
 """
-import logging
-import re
 import shutil
 import signal
 import subprocess
@@ -17,39 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import requests
 
-from pyramid_notebook.notebookmanager import NotebookManager
-from pyramid_notebook.waiting import wait_for
-from tests.demo_fixtures import PASSWORD, stop_all_notebooks, write_demo_ini
-from tests.site_server import free_port
+from pyramid_notebook.manager import NotebookManager
+from pyramid_notebook.protocol.context import NotebookContext
+from tests.support.demo import write_demo_ini
+from tests.support.notebooks import stop_all
+from tests.support.servers import free_port, replace_once, stop_process, wait_until_serving
 
-logger = logging.getLogger(__name__)
-
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 UWSGI_INI = REPOSITORY / "uwsgi.ini"
 NGINX_CONF = REPOSITORY / "nginx.conf"
 UWSGI = Path(sys.executable).with_name("uwsgi")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 #: Notebook ports for these tests, apart from the other test modules' ranges.
-MIN_PORT = 43000
+MIN_PORT = 23000
 PORT_RANGE = 100
 
 #: Lets the tests' 20 MB outputs through: Jupyter drops output faster than
 #: 1 MB/s by default (``iopub_data_rate_limit``).
 BIG_OUTPUT_ARGS = ["--ServerApp.iopub_data_rate_limit=1e12"]
-
-START_TIMEOUT = 60
-STOP_TIMEOUT = 15
-
-
-def replace_once(text: str, old: str, new: str, where: str) -> str:
-    """Replace ``old`` by ``new`` exactly once, so that a changed shipped file fails loudly here."""
-    count = text.count(old)
-    if count != 1:
-        raise AssertionError("expected {!r} once in {}, found it {} times".format(old, where, count))
-    return text.replace(old, new)
 
 
 @dataclass
@@ -64,12 +48,15 @@ class UwsgiSite:
 
     @property
     def notebook_folder(self) -> Path:
+        """Where the site keeps its users' work folders."""
         return self.folder / "notebooks"
 
     def workers(self) -> list[psutil.Process]:
+        """uWSGI's worker processes."""
         return psutil.Process(self.process.pid).children()
 
     def log_text(self) -> str:
+        """Everything uWSGI and the site logged so far."""
         return self.log.read_text(errors="replace")
 
 
@@ -95,29 +82,6 @@ def write_uwsgi_ini(folder: Path, settings: dict | None = None) -> Path:
     return path
 
 
-def stop_process(process: subprocess.Popen, stop_signal=signal.SIGINT) -> None:
-    """Stop a server we started, by its pid; kill it and its children if it does not stop in time."""
-    if process.poll() is None:
-        try:
-            children = psutil.Process(process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        process.send_signal(stop_signal)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            logger.warning("pid %d did not stop in %d s: killing it", process.pid, STOP_TIMEOUT)
-            process.kill()
-            process.wait()
-        for child in children:
-            try:
-                child.kill()
-            except psutil.NoSuchProcess:
-                pass
-    else:
-        process.wait()
-
-
 @contextmanager
 def running_uwsgi(folder: Path, extra_args: list[str] = (), settings: dict | None = None):
     """Serve the demo under uWSGI with the shipped options on a free port.
@@ -136,24 +100,14 @@ def running_uwsgi(folder: Path, extra_args: list[str] = (), settings: dict | Non
             [*command, *extra_args], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=folder
         )
     site = UwsgiSite("http://127.0.0.1:{}".format(port), port, folder, log, process)
-
-    def answers():
-        if process.poll() is not None:
-            return True
-        try:
-            return requests.get(site.base + "/login", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
     try:
-        if not wait_for(answers, START_TIMEOUT) or process.poll() is not None:
-            raise AssertionError("uWSGI did not start; its log:\n" + site.log_text()[-5000:])
+        wait_until_serving(process, site.base + "/login", lambda response: response.status_code == 200, "uWSGI", log)
         yield site
     finally:
         try:
             stop_process(process)
         finally:
-            left = stop_all_notebooks(site.notebook_folder)
+            left = stop_all(site.notebook_folder)
             assert not left, "notebooks still running for {}".format(left)
 
 
@@ -178,19 +132,8 @@ def running_nginx(folder: Path, upstream_port: int):
             stderr=subprocess.STDOUT,
         )
     base = "http://127.0.0.1:{}".format(port)
-
-    def answers():
-        if process.poll() is not None:
-            return True
-        try:
-            requests.get(base + "/login", timeout=5)
-            return True
-        except requests.RequestException:
-            return False
-
     try:
-        if not wait_for(answers, START_TIMEOUT) or process.poll() is not None:
-            raise AssertionError("nginx did not start; its log:\n" + log.read_text(errors="replace"))
+        wait_until_serving(process, base + "/login", lambda response: True, "nginx", log)
         yield base
     finally:
         # SIGQUIT: nginx's graceful stop; it waits for open websockets to end,
@@ -198,30 +141,10 @@ def running_nginx(folder: Path, upstream_port: int):
         stop_process(process, signal.SIGQUIT)
 
 
-def start_notebook(site: UwsgiSite, username: str, notebook_args: list[str] = BIG_OUTPUT_ARGS) -> dict:
+def start_notebook(site: UwsgiSite, username: str, notebook_args: list[str] = BIG_OUTPUT_ARGS) -> NotebookContext:
     """Start ``username``'s notebook the way the site would, with extra server arguments; return its context."""
     manager = NotebookManager(
         site.notebook_folder, min_port=MIN_PORT, port_range=PORT_RANGE, kill_timeout=600, notebook_args=notebook_args
     )
-    context, _created = manager.start_notebook_on_demand(username, {"notebook_path": "/notebook/"})
+    context, _created = manager.start_notebook_on_demand(username, NotebookContext(notebook_path="/notebook/"))
     return context
-
-
-def log_in(base: str, username: str, password: str = PASSWORD) -> requests.Session:
-    """A requests session logged in to the demo at ``base``: a plain one, with keep-alive, as API clients use."""
-    session = requests.Session()
-    page = session.get(base + "/login", timeout=10)
-    page.raise_for_status()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    response = session.post(
-        base + "/login",
-        data={"csrf_token": token, "came_from": "", "username": username, "password": password},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, "login failed: {} {}".format(response.status_code, response.text[:300])
-    return session
-
-
-def cookie_header(session: requests.Session) -> str:
-    return "; ".join("{}={}".format(name, value) for name, value in session.cookies.items())

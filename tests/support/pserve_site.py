@@ -1,0 +1,71 @@
+"""The demo under a real ``pserve`` with the shipped development.ini (waitress, 8 threads)."""
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.notebooks import stop_all
+from tests.support.servers import free_port, replace_once, stop_process, wait_until_serving
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEVELOPMENT_INI = REPOSITORY / "development.ini"
+PSERVE = Path(sys.executable).with_name("pserve")
+
+
+@dataclass
+class PserveSite:
+    """The demo under a running ``pserve``."""
+
+    base: str
+    folder: Path
+    log: Path
+    process: subprocess.Popen
+
+    @property
+    def notebook_folder(self) -> Path:
+        """Where the site keeps its users' work folders."""
+        return self.folder / "var" / "notebooks"
+
+    def log_text(self) -> str:
+        """Everything pserve and the site logged so far."""
+        return self.log.read_text(errors="replace")
+
+
+def write_pserve_ini(folder: Path, port: int, settings: dict) -> Path:
+    """The shipped development.ini on ``port`` with ``settings`` added; its data under ``folder/var``."""
+    text = DEVELOPMENT_INI.read_text()
+    text = replace_once(text, "listen = localhost:9999", "listen = 127.0.0.1:{}".format(port), "development.ini")
+    anchor = "pyramid_notebook.websocket_proxy =\n"
+    added = "".join("{} = {}\n".format(name, value) for name, value in settings.items())
+    text = replace_once(text, anchor, anchor + added, "development.ini")
+    path = folder / "development.ini"
+    path.write_text(text)
+    return path
+
+
+@contextmanager
+def running_pserve(folder: Path, settings: dict):
+    """Serve the demo with ``pserve`` and the shipped development.ini plus ``settings``, on a free port.
+
+    Stops pserve and every notebook under its folder afterwards.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    ini = write_pserve_ini(folder, port, settings)
+    log = folder / "pserve.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(PSERVE), str(ini)], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=folder
+        )
+    site = PserveSite("http://127.0.0.1:{}".format(port), folder, log, process)
+    try:
+        wait_until_serving(process, site.base + "/login", lambda response: response.status_code == 200, "pserve", log)
+        yield site
+    finally:
+        try:
+            stop_process(process)
+        finally:
+            left = stop_all(site.notebook_folder)
+            assert not left, "notebooks still running for {}".format(left)
