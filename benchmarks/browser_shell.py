@@ -214,7 +214,14 @@ def chart(rows: list[tuple[str, list[Run]]], machine: dict) -> str:
     axes.set_xlabel("seconds since the click (or the start), medians")
     handles, names = axes.get_legend_handles_labels()
     order = sorted(range(len(names)), key=lambda index: list(legends.values()).index(names[index]))
-    axes.legend([handles[index] for index in order], [names[index] for index in order], fontsize=8, loc="lower right")
+    axes.legend(
+        [handles[index] for index in order],
+        [names[index] for index in order],
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+    )
     axes.grid(axis="x", alpha=0.3)
     axes.margins(x=0.12)
     return save_chart(figure, NAME, machine)
