@@ -105,7 +105,7 @@ STARTING_SCRIPT = """<script>
         var elapsed = status.elapsed || (Date.now() - started) / 1000;
         document.getElementById("elapsed").textContent = Math.round(elapsed) + " s";
         if (status.state === "starting") {{
-          setTimeout(poll, 400);
+          setTimeout(poll, 200);
         }} else {{
           window.location.reload();
         }}

@@ -63,7 +63,10 @@ DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
 #: proxy, and would be sent back to every notebook on 127.0.0.1.
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"set-cookie"}
 
-CHUNK_SIZE = 64 * 1024
+#: Bytes read from the notebook and handed to the WSGI server at a time: at
+#: 64 KiB the web process spent more CPU on a 100 MB download than the
+#: notebook serving it; 256 KiB cut that by about a third.
+CHUNK_SIZE = 256 * 1024
 
 #: Seconds a browser refused for too many requests is told to wait (Retry-After).
 RETRY_AFTER_SECONDS = 5

@@ -7,6 +7,7 @@ import re
 import requests
 import webtest
 
+from pyramid_notebook.waiting import wait_for
 from tests.support.chromium import PAGE_SECONDS
 from tests.support.demo import PASSWORD
 
@@ -52,6 +53,9 @@ def log_in_browser(browser, base: str, username: str, password: str = PASSWORD) 
     browser.fill("username", username)
     browser.fill("password", password)
     browser.find_by_id("login-submit").click()
+    # A browser logged in already shows the current user on the login page
+    # too: wait for the page the login leads to, not just for the element.
+    assert wait_for(lambda: "/login" not in browser.url, PAGE_SECONDS), "login failed"
     assert browser.is_element_present_by_id("current-user", wait_time=PAGE_SECONDS), "login failed"
     assert browser.find_by_id("current-user").text == username
 

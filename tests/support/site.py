@@ -113,4 +113,11 @@ if __name__ == "__main__":
     import waitress
 
     port, settings = int(sys.argv[1]), json.loads(sys.argv[2])
-    waitress.serve(main({}, **settings), listen="127.0.0.1:{}".format(port), threads=8, ident="test-site")
+    waitress.serve(
+        main({}, **settings),
+        listen="127.0.0.1:{}".format(port),
+        threads=8,
+        ident="test-site",
+        # As development.ini: waitress would keep up to 16 MB of each download per thread.
+        outbuf_high_watermark=1048576,
+    )
