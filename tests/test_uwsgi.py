@@ -192,15 +192,21 @@ def test_cross_origin_websocket_gets_403(site, user, kernel):
     assert refused.value.status_code == 403
 
 
-def test_websocket_without_login_gets_no_further(site, kernel):
-    handshake = {
+def handshake(origin: str) -> dict:
+    """The headers of a browser's websocket handshake from a page at ``origin``, sent as a plain HTTP request."""
+    return {
         "Upgrade": "websocket",
         "Connection": "Upgrade",
         "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
         "Sec-WebSocket-Version": "13",
-        "Origin": site.base,
+        "Origin": origin,
     }
-    response = requests.get(site.base + channels_path(kernel), headers=handshake, allow_redirects=False, timeout=10)
+
+
+def test_websocket_without_login_gets_no_further(site, kernel):
+    response = requests.get(
+        site.base + channels_path(kernel), headers=handshake(site.base), allow_redirects=False, timeout=10
+    )
     # The demo sends visitors who are not logged in to its login page.
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
@@ -415,14 +421,8 @@ def test_logout_ends_the_open_websocket_of_the_tab(site):
         close = next_control_frame(ws, websocket.ABNF.OPCODE_CLOSE)
         assert close is not None, "the open websocket was closed"
         # The tab's next websocket handshake carries what the browser has after the logout.
-        handshake = {
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
-            "Sec-WebSocket-Version": "13",
-            "Origin": site.base,
-        }
-        again = session.get(site.base + channels_path(kernel_id), headers=handshake, allow_redirects=False, timeout=10)
+        url = site.base + channels_path(kernel_id)
+        again = session.get(url, headers=handshake(site.base), allow_redirects=False, timeout=10)
         assert again.status_code == 302 and "/login" in again.headers["Location"]
         assert session.get(site.base + "/notebook/api/status", allow_redirects=False, timeout=10).status_code == 302
         assert NotebookManager(site.notebook_folder).get_state("user2")[0] == "stopped"
