@@ -5,8 +5,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.notebooks import stop_all
-from tests.support.servers import free_port, replace_once, stop_process, wait_until_serving
+from tests.support.servers import free_port, replace_once, serving_demo_process
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEVELOPMENT_INI = REPOSITORY / "development.ini"
@@ -54,18 +53,9 @@ def running_pserve(folder: Path, settings: dict):
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     ini = write_pserve_ini(folder, port, settings)
-    log = folder / "pserve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(PSERVE), str(ini)], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=folder
-        )
-    site = PserveSite("http://127.0.0.1:{}".format(port), folder, log, process)
-    try:
-        wait_until_serving(process, site.base + "/login", lambda response: response.status_code == 200, "pserve", log)
+    base = "http://127.0.0.1:{}".format(port)
+    command = [str(PSERVE), str(ini)]
+    with serving_demo_process(
+        command, folder, base, "pserve", lambda process, log: PserveSite(base, folder, log, process)
+    ) as site:
         yield site
-    finally:
-        try:
-            stop_process(process)
-        finally:
-            left = stop_all(site.notebook_folder)
-            assert not left, "notebooks still running for {}".format(left)

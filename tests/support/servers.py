@@ -3,7 +3,8 @@ import logging
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -85,3 +86,30 @@ def stop_process(process: subprocess.Popen, stop_signal: int = signal.SIGINT) ->
             child.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+@contextmanager
+def serving_demo_process(command: list[str], folder: Path, base: str, what: str, make_site: Callable) -> Iterator:
+    """Run ``command`` (a server of the demo) in ``folder``, its output in ``<what>.log``, and yield
+    ``make_site(process, log)`` once ``base`` serves the login page.
+
+    Stops the server and then every notebook under the site's
+    ``notebook_folder``, and fails if one would not stop.
+    """
+    from tests.support.notebooks import stop_all
+
+    log = folder / "{}.log".format(what.lower())
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=folder
+        )
+    site = make_site(process, log)
+    try:
+        wait_until_serving(process, base + "/login", lambda response: response.status_code == 200, what, log)
+        yield site
+    finally:
+        try:
+            stop_process(process)
+        finally:
+            left = stop_all(site.notebook_folder)
+            assert not left, "notebooks still running for {}".format(left)

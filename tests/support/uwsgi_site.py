@@ -18,8 +18,7 @@ import psutil
 from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.protocol.context import NotebookContext
 from tests.support.demo import write_demo_ini
-from tests.support.notebooks import stop_all
-from tests.support.servers import free_port, replace_once, stop_process, wait_until_serving
+from tests.support.servers import free_port, replace_once, serving_demo_process, stop_process, wait_until_serving
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 UWSGI_INI = REPOSITORY / "uwsgi.ini"
@@ -93,22 +92,12 @@ def running_uwsgi(folder: Path, extra_args: list[str] = (), settings: dict | Non
     folder.mkdir(parents=True, exist_ok=True)
     ini = write_uwsgi_ini(folder, settings)
     port = free_port()
-    log = folder / "uwsgi.log"
+    base = "http://127.0.0.1:{}".format(port)
     command = [str(UWSGI), "--ini", "{}:uwsgi-options".format(ini), "--http-socket", "127.0.0.1:{}".format(port)]
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [*command, *extra_args], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=folder
-        )
-    site = UwsgiSite("http://127.0.0.1:{}".format(port), port, folder, log, process)
-    try:
-        wait_until_serving(process, site.base + "/login", lambda response: response.status_code == 200, "uWSGI", log)
+    with serving_demo_process(
+        [*command, *extra_args], folder, base, "uWSGI", lambda process, log: UwsgiSite(base, port, folder, log, process)
+    ) as site:
         yield site
-    finally:
-        try:
-            stop_process(process)
-        finally:
-            left = stop_all(site.notebook_folder)
-            assert not left, "notebooks still running for {}".format(left)
 
 
 @contextmanager
