@@ -24,7 +24,6 @@ setup(
         "notebook>=7.0,<8",
         "jupyter_server>=2.4,<3",
         "nbformat>=5",
-        "requests>=2.28",
         "urllib3>=2",
         "daemonocle==1.2.3",
         # daemonocle 1.2.3 uses click APIs that click 9 removes.
@@ -43,6 +42,7 @@ setup(
         ],
         "test": [
             "pytest>=8",
+            "requests>=2.28",
             "WebTest>=3.0",
             "websocket-client>=1.6",
             "splinter>=0.21",
@@ -54,5 +54,8 @@ setup(
     entry_points={
         "paste.app_factory": ["demo = pyramid_notebook.demo:main"],
         "console_scripts": ["pyramid-notebook = pyramid_notebook.cli:main"],
+        "jupyter_client.kernel_provisioners": [
+            "pyramid-notebook-provisioner = pyramid_notebook.server.provisioner:AdoptingProvisioner"
+        ],
     },
 )

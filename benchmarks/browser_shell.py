@@ -17,7 +17,11 @@ also load the site from its INI file at start (``make_startup``), which the
 baseline's kernels do not.
 
 The two flows take turns, each in its own browser, kept across runs: the
-first run of each has a cold browser cache.  Median of seven each; every run
+first run of each has a cold browser cache.  Every wait asks the browser at
+an interval (``pyramid_notebook.waiting.POLL_INTERVAL``), never in a busy
+loop as splinter's ``is_element_present`` does: on two cores that loop took
+over a second of CPU from the page being timed, more in the flow that
+waits longer, and put the click at 1.34x instead of 1.2x.  Median of seven each; every run
 is listed with its phases, in seconds since the click (or the opening).
 For the click, "started" is when the manager first counted the notebook as
 running (its landing kernel ready), as ``start_notebook`` returns for the

@@ -64,7 +64,7 @@ from tests.support.stats import percentile
 
 NAME = "proxy"
 REQUESTS = 500
-DOWNLOADS = 5
+DOWNLOADS = 20
 DOWNLOAD_MB = 100
 #: Requests per path before the timing starts: connections, the uWSGI workers' first requests.
 WARM_UP = 30

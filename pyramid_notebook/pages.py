@@ -94,6 +94,14 @@ START_STEPS = (
 STARTING_SCRIPT = """<script>
 (function () {{
   var started = Date.now();
+  // Milliseconds to the next look: often at first, when most starts end
+  // (in well under a second); less and less often for a slow start, so that
+  // many users starting at once do not load the site; and soon once the
+  // server answers, since its kernel follows within moments.
+  function nextPoll(status, elapsed) {{
+    if ((status.steps || {{}}).server) {{ return 50; }}
+    return Math.min(100 + elapsed / 10, 1000);
+  }}
   function poll() {{
     fetch({status_url}, {{credentials: "same-origin", cache: "no-store"}})
       .then(function (response) {{ return response.json(); }})
@@ -105,7 +113,7 @@ STARTING_SCRIPT = """<script>
         var elapsed = status.elapsed || (Date.now() - started) / 1000;
         document.getElementById("elapsed").textContent = Math.round(elapsed) + " s";
         if (status.state === "starting") {{
-          setTimeout(poll, 200);
+          setTimeout(poll, nextPoll(status, Date.now() - started));
         }} else {{
           window.location.reload();
         }}

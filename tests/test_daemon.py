@@ -234,3 +234,57 @@ def test_a_stop_during_a_save_answers_it_and_leaves_no_backup(manager):
     )
     assert saved == second
     assert not backup.exists()
+
+
+def landing_session(context: NotebookContext) -> dict:
+    response = requests.get(
+        "http://127.0.0.1:{}{}api/sessions".format(context.http_port, context.notebook_path),
+        headers={"Authorization": "token " + context.token},
+        timeout=10,
+    )
+    (session,) = response.json()
+    assert session["path"] == context.notebook_name
+    return session
+
+
+def kernel_pids(manager: NotebookManager, name: str) -> set[int]:
+    daemon = psutil.Process(manager.get_pid(name))
+    return {child.pid for child in daemon.children(recursive=True) if "ipykernel_launcher" in " ".join(child.cmdline())}
+
+
+def run_in_kernel(context: NotebookContext, kernel_id: str, code: str) -> dict:
+    ws = connect("ws://127.0.0.1:{}{}".format(context.http_port, context.notebook_path), kernel_id, context.token)
+    try:
+        return execute(ws, code)
+    finally:
+        ws.close()
+
+
+def test_the_landing_kernel_starts_before_the_server_and_is_the_session_s_kernel(manager):
+    """Launched first thing, the kernel runs the site's script while the server starts; the server adopts it."""
+    context = manager.start_notebook("alice", NotebookContext(startup="import os\nstartup_pid = os.getpid()"))
+    log = manager.work_folder("alice").stderr_log.read_text()
+    launched = log.index("Launched the landing kernel ahead of the server (pid ")
+    assert launched < log.index("Jupyter Server"), "launched before the server started"
+    (pid,) = kernel_pids(manager, "alice")
+    assert "Adopted the landing kernel launched ahead (pid {})".format(pid) in log
+    session = landing_session(context)
+    outcome = run_in_kernel(context, session["kernel"]["id"], "print(startup_pid, os.getpid())")
+    assert outcome["stdout"].split() == [str(pid), str(pid)], "the site's script ran in the session's kernel"
+
+
+def test_a_restart_of_the_adopted_kernel_launches_a_new_one(manager):
+    context = manager.start_notebook("alice", NotebookContext(startup="marker = 'startup ran'"))
+    (adopted,) = kernel_pids(manager, "alice")
+    adopted_process = psutil.Process(adopted)
+    kernel_id = landing_session(context)["kernel"]["id"]
+    response = requests.post(
+        "http://127.0.0.1:{}{}api/kernels/{}/restart".format(context.http_port, context.notebook_path, kernel_id),
+        headers={"Authorization": "token " + context.token},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert wait_for(lambda: is_gone(adopted_process), 10), "the adopted process ended"
+    (restarted,) = kernel_pids(manager, "alice")
+    assert restarted != adopted
+    assert run_in_kernel(context, kernel_id, "print(marker)")["stdout"].strip() == "startup ran"

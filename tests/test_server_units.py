@@ -3,6 +3,8 @@
 Everything here runs in this process, with small fakes of the Jupyter
 objects the code reads; the daemon's own tests (test_daemon.py) run it for real.
 """
+import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from IPython.core.events import EventManager, available_events
 
 from pyramid_notebook.protocol.context import NotebookContext
 from pyramid_notebook.protocol.processes import DAEMON_MODULE, is_daemon_for
+from pyramid_notebook.server import prelaunch
 from pyramid_notebook.server.activity import ActivityMonitor, counts_as_use
 from pyramid_notebook.server.command_line import DaemonCommand, UsageError, parse_command_line
 from pyramid_notebook.server.jupyter import (
@@ -22,6 +25,14 @@ from pyramid_notebook.server.jupyter import (
     server_config,
 )
 from pyramid_notebook.server.kernel_startup import FAILURE_HEADING, install_kernel_startup, run_site_startup
+from pyramid_notebook.server.prelaunch import (
+    PROVISIONER_NAME,
+    WaitingKernel,
+    claim_waiting_kernel,
+    kernel_command,
+    provisioner_registered,
+    without_connection_file,
+)
 from pyramid_notebook.server.worker import ContextRecorder, this_run
 
 BASE_URL = "/notebook/"
@@ -429,3 +440,113 @@ def test_the_ipython_startup_file_runs_the_site_script_and_leaves_nothing_else(t
     exec(compile(startup_file.read_text(), str(startup_file), "exec"), shell.user_ns)
     shell.user_ns.pop("__builtins__")
     assert shell.user_ns == {"answer": 42}
+
+
+# The landing kernel launched ahead of the server
+
+
+class FakeProcess:
+    """Stands for a kernel's ``Popen``: running until terminated, or already exited."""
+
+    def __init__(self, returncode=None):
+        self.pid = 4242
+        self.returncode = returncode
+        self.terminated = False
+
+    def poll(self):
+        return self.returncode
+
+    def terminate(self):
+        self.terminated = True
+        self.returncode = -15
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+
+def waiting_kernel(tmp_path, process=None, **changes) -> WaitingKernel:
+    connection_file = tmp_path / "kernel-ahead.json"
+    connection_file.write_text("{}")
+    fields = dict(
+        kernel_name="python3",
+        session_name=str(tmp_path / "default.ipynb"),
+        cwd=str(tmp_path),
+        argv=["/venv/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        env={"HOME": "/home/alice", "JPY_SESSION_NAME": str(tmp_path / "default.ipynb")},
+        connection_file=str(connection_file),
+        process=process or FakeProcess(),
+    )
+    fields.update(changes)
+    return WaitingKernel(**fields)
+
+
+@pytest.fixture
+def ahead(tmp_path, monkeypatch):
+    """A kernel waiting to be adopted, as :func:`launch_ahead` leaves it."""
+    kernel = waiting_kernel(tmp_path)
+    monkeypatch.setattr(prelaunch, "_waiting", kernel)
+    return kernel
+
+
+def test_the_command_line_is_filled_in_as_jupyter_client_does(tmp_path):
+    argv = ["python3", "-m", "ipykernel_launcher", "-f", "{connection_file}", "--dir={resource_dir}", "{unknown}"]
+    command = kernel_command(argv, str(tmp_path / "k.json"), "/share/kernels/python3")
+    assert command == [
+        sys.executable,
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        os.path.realpath(tmp_path / "k.json"),
+        "--dir=/share/kernels/python3",
+        "{unknown}",
+    ]
+    assert without_connection_file(command, str(tmp_path / "k.json"))[4] == "{connection_file}"
+
+
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        ({"kernel_name": "ir"}, "kernel 'ir', not 'python3'"),
+        ({"cwd": "/elsewhere"}, "another folder"),
+        ({"argv": ["/other/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}, "another command line"),
+        ({"env": {"HOME": "/home/bob"}}, "another environment (HOME)"),
+        ({"env": {"EXTRA": "1"}}, "another environment (EXTRA)"),
+    ],
+)
+def test_a_launch_unlike_the_kernel_ahead_does_not_adopt_it(tmp_path, ahead, change, refusal):
+    launch = dict(kernel_name=ahead.kernel_name, cwd=ahead.cwd, argv=ahead.argv, env=dict(ahead.env))
+    if "env" in change:
+        launch["env"].update(change.pop("env"))
+    launch.update(change)
+    assert ahead.matches(**launch) == refusal
+    assert claim_waiting_kernel(**launch) is None
+    assert ahead.process.terminated, "a kernel nobody can adopt is ended at once"
+    assert not Path(ahead.connection_file).exists()
+    assert prelaunch._waiting is None
+
+
+def test_the_landing_session_adopts_the_kernel_ahead_once(ahead):
+    env = dict(ahead.env, JPY_PARENT_PID="1234")
+    assert claim_waiting_kernel(ahead.kernel_name, ahead.cwd, ahead.argv, env) is ahead, "set per launch: ignored"
+    assert claim_waiting_kernel(ahead.kernel_name, ahead.cwd, ahead.argv, env) is None
+    assert not ahead.process.terminated
+
+
+def test_another_notebook_s_kernel_leaves_the_kernel_ahead_waiting(tmp_path, ahead):
+    env = dict(ahead.env, JPY_SESSION_NAME=str(tmp_path / "other.ipynb"))
+    assert claim_waiting_kernel(ahead.kernel_name, ahead.cwd, ahead.argv, env) is None
+    assert prelaunch._waiting is ahead and not ahead.process.terminated
+
+
+def test_a_kernel_ahead_that_exited_is_not_adopted(tmp_path, monkeypatch):
+    exited = waiting_kernel(tmp_path, FakeProcess(returncode=1))
+    monkeypatch.setattr(prelaunch, "_waiting", exited)
+    assert claim_waiting_kernel(exited.kernel_name, exited.cwd, exited.argv, dict(exited.env)) is None
+    assert prelaunch._waiting is None
+
+
+def test_the_server_uses_the_adopting_provisioner_only_for_a_kernel_ahead():
+    assert "KernelProvisionerFactory" not in server_config(proxied_context())
+    config = server_config(proxied_context(), adopt_landing_kernel=True)
+    assert config.KernelProvisionerFactory.default_provisioner_name == PROVISIONER_NAME
+    assert provisioner_registered(), "setup.py registers it: jupyter_client finds provisioners by entry point"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import psutil
-import requests
+import urllib3
 
 from pyramid_notebook.manager.daemons import daemon_command, end_daemons, is_daemon_pid, spawn_launcher
 from pyramid_notebook.manager.errors import NotebookStartError
@@ -212,10 +212,12 @@ class NotebookManager:
         """True if the notebook described by ``context`` answers its status API."""
         url = "http://127.0.0.1:{}{}api/status".format(context.http_port, context.notebook_path)
         try:
-            response = requests.get(url, headers={"Authorization": "token " + context.token}, timeout=2)
-        except requests.RequestException:
+            response = urllib3.request(
+                "GET", url, headers={"Authorization": "token " + context.token}, timeout=2, retries=False
+            )
+        except urllib3.exceptions.HTTPError:
             return False
-        return response.status_code == 200
+        return response.status == 200
 
     # Start
 

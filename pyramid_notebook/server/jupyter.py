@@ -11,6 +11,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from pyramid_notebook.protocol.context import NotebookContext
+from pyramid_notebook.server.prelaunch import PROVISIONER_NAME
 
 #: Templates that replace some of Jupyter Server's own (errors, login) with pages that never show the token.
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -76,8 +77,12 @@ def page_config(context: NotebookContext) -> dict[str, str]:
     return config
 
 
-def server_config(context: NotebookContext) -> Config:
-    """The Jupyter configuration that must not travel on the command line, for a run of ``context``."""
+def server_config(context: NotebookContext, adopt_landing_kernel: bool = False) -> Config:
+    """The Jupyter configuration that must not travel on the command line, for a run of ``context``.
+
+    ``adopt_landing_kernel``: the landing notebook's kernel was launched
+    ahead (see :mod:`pyramid_notebook.server.prelaunch`) for the server to adopt.
+    """
     config = Config()
     config.IdentityProvider.token = context.token
     config.ServerApp.kernel_websocket_connection_class = (
@@ -90,6 +95,8 @@ def server_config(context: NotebookContext) -> Config:
     # JupyterLab at /lab would hand the token to the browser; the language
     # server extension finds no servers here and only slows start and stop.
     config.ServerApp.jpserver_extensions = {"jupyterlab": False, "jupyter_lsp": False}
+    if adopt_landing_kernel:
+        config.KernelProvisionerFactory.default_provisioner_name = PROVISIONER_NAME
     if context.websocket_url:
         # Notebook 7's page templates take wsUrl from ServerApp.websocket_url,
         # over any page_config_data.

@@ -25,6 +25,7 @@ from pyramid_notebook.server.jupyter import (
     skip_slow_optional_imports,
 )
 from pyramid_notebook.server.kernel_startup import install_kernel_startup
+from pyramid_notebook.server.prelaunch import discard_waiting_kernel, launch_ahead
 from pyramid_notebook.server.workspace import prepare_notebook_root, write_default_notebook
 
 logger = logging.getLogger(__name__)
@@ -70,18 +71,21 @@ def this_run(context: NotebookContext, command: DaemonCommand) -> dict:
 async def start_landing_kernel(server, notebook_name: str, on_ready) -> None:
     """Start the landing notebook's kernel session as the server starts, then call ``on_ready``.
 
-    The kernel runs the site's startup script (which may load the whole
-    site) while the browser is still loading the notebook page; the page
-    then finds the session for its path and attaches to it, instead of
-    starting a kernel of its own and waiting for the script.  The notebook
-    counts as ready only once the kernel's process runs: until then
-    jupyter_server fails every kernel listing (``api/status``,
-    ``api/kernels``) with a 500, and the page would meet them.
+    The page then finds the session for its path and attaches to it, instead
+    of starting a kernel of its own and waiting for the site's startup
+    script.  The session's kernel is the one launched ahead of the server
+    when it could be (:mod:`pyramid_notebook.server.prelaunch`), already
+    busy with that script.  The notebook counts as ready only once the
+    kernel's process runs: until then jupyter_server fails every kernel
+    listing (``api/status``, ``api/kernels``) with a 500, and the page
+    would meet them.
     """
     try:
         await server.session_manager.create_session(path=notebook_name, name=notebook_name, type="notebook")
     except Exception:
         logger.exception("Could not start the kernel of %s ahead of the browser", notebook_name)
+    finally:
+        discard_waiting_kernel()
     on_ready()
 
 
@@ -97,12 +101,16 @@ def run_notebook(command: DaemonCommand) -> None:
     context = dataclasses.replace(context, **run)
 
     os.environ.update(prepare_jupyter_folders(work_folder.path))
-    install_kernel_startup(work_folder.path / IPYTHON_DIR_NAME, context.startup)
-    root = prepare_notebook_root(work_folder)
-    write_default_notebook(root / context.notebook_name, context)
     # The token reaches the server through its configuration; make sure the
     # kernels (which inherit this environment) never see it another way.
     os.environ.pop("JUPYTER_TOKEN", None)
+    install_kernel_startup(work_folder.path / IPYTHON_DIR_NAME, context.startup)
+    root = prepare_notebook_root(work_folder)
+    # First the kernel, for its head start; then the notebook it is for.
+    launched_ahead = launch_ahead(
+        str(root / context.notebook_name), str(root), os.environ["JUPYTER_RUNTIME_DIR"]
+    )
+    write_default_notebook(root / context.notebook_name, context)
 
     from notebook.app import JupyterNotebookApp
 
@@ -110,7 +118,8 @@ def run_notebook(command: DaemonCommand) -> None:
     from pyramid_notebook.server.graceful import GracefulStop
 
     server = JupyterNotebookApp.initialize_server(
-        argv=server_arguments(command.port, context, root, list(command.extra)), config=server_config(context)
+        argv=server_arguments(command.port, context, root, list(command.extra)),
+        config=server_config(context, adopt_landing_kernel=launched_ahead is not None),
     )
     keep_token_out_of_pages(server, context)
     recorder = ContextRecorder(context_file, context.token)
@@ -134,7 +143,10 @@ def run_notebook(command: DaemonCommand) -> None:
         start_landing_kernel, server, context.notebook_name, lambda: recorder.record(ready=True)
     )
     recorder.record(last_activity=context.started, **run)
-    server.start()
+    try:
+        server.start()
+    finally:
+        discard_waiting_kernel()
 
 
 def run_worker(command: DaemonCommand) -> None:

@@ -110,9 +110,20 @@ def run_cell(browser, code: str, expected: str) -> str:
     return output
 
 
+def element_present(browser, css_selector: str) -> bool:
+    """True if the page has an element matching ``css_selector`` now.
+
+    One look, for :func:`~pyramid_notebook.waiting.wait_for` to repeat at
+    its interval: splinter's own ``is_element_present`` asks the browser
+    again and again without pause, and on a small machine that takes the
+    CPU the page being waited for needs.
+    """
+    return browser.execute_script("return document.querySelector(arguments[0]) !== null;", css_selector)
+
+
 def wait_for_notebook_page(browser) -> None:
     """Wait until the notebook's own page is shown (past the library's "starting" page)."""
-    assert browser.is_element_present_by_css(KERNEL_IDLE, wait_time=NOTEBOOK_READY_SECONDS), (
+    assert wait_for(lambda: element_present(browser, KERNEL_IDLE), NOTEBOOK_READY_SECONDS), (
         "no notebook page at {}".format(browser.url)
     )
 

@@ -95,9 +95,9 @@ def serving(ini: Path):
     server and every notebook afterwards, and fails if one would not stop.
     """
     app = get_app(str(ini))
-    # A launch holds a thread until its notebook answers, and a notebook
-    # page fetches many files at once: more threads than the default 4.
-    server = StopableWSGIServer.create(app, threads=8)
+    # As development.ini: a notebook page fetches many files at once, so more
+    # threads than the default 4, and downloads stay in memory buffers.
+    server = StopableWSGIServer.create(app, threads=8, outbuf_high_watermark=1048576, outbuf_overflow=4194304)
     try:
         assert server.wait(), "the site's server did not start"
         yield ServedSite(url=server.application_url.rstrip("/"), app=app, ini=ini)

@@ -118,6 +118,8 @@ if __name__ == "__main__":
         listen="127.0.0.1:{}".format(port),
         threads=8,
         ident="test-site",
-        # As development.ini: waitress would keep up to 16 MB of each download per thread.
+        # As development.ini: waitress would keep up to 16 MB of each download
+        # per thread, and move each one into a temporary file past 1 MB.
         outbuf_high_watermark=1048576,
+        outbuf_overflow=4194304,
     )

@@ -1,0 +1,204 @@
+"""The landing notebook's kernel, launched before the Jupyter server is even imported.
+
+Why: a site's kernel loads the whole site as it starts (its INI file, its
+models, its database), which takes half a second of CPU or more.  Started
+with the landing session once the server listens, that work competes with
+the browser loading the notebook page on the same machine, and the page
+shows later.  Launched first thing in the daemon, the kernel does its work
+on another core while the server initialises (about 0.4 s), and is done, or
+nearly, by the time the page asks for it.
+
+jupyter_server then adopts it.  The daemon makes
+:class:`~pyramid_notebook.server.provisioner.AdoptingProvisioner` the
+default kernel provisioner; when the server starts the landing
+session's kernel, the provisioner hands over the process and connection
+file already there, provided they are exactly what it would have launched:
+the same kernel, the same folder, the same notebook, the same command line
+and environment.  Anything else launches as usual, and a kernel launched
+ahead that nobody adopted is ended (:func:`discard_waiting_kernel`).
+
+This module imports jupyter_client only when it launches: the daemon
+imports it before it detaches, and every import there delays the kernel.
+"""
+import logging
+import os
+import re
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+logger = logging.getLogger(__name__)
+
+#: The provisioner's name, as registered in the ``jupyter_client.kernel_provisioners`` entry points.
+PROVISIONER_NAME = "pyramid-notebook-provisioner"
+PROVISIONER_ENTRY_POINTS = "jupyter_client.kernel_provisioners"
+
+#: The kernel the landing notebook gets: jupyter_server's default kernel name.
+LANDING_KERNEL_NAME = "python3"
+
+#: Environment variables that jupyter_client sets for each launch; the rest must match.
+LAUNCH_VARIABLES = frozenset({"JPY_PARENT_PID"})
+
+#: Seconds to wait for a kernel nobody adopted to end after SIGTERM, before SIGKILL.
+END_TIMEOUT = 5.0
+
+
+@dataclass
+class WaitingKernel:
+    """A kernel process launched ahead, and what it was launched with (``argv`` without its connection file)."""
+
+    kernel_name: str
+    session_name: str
+    cwd: str
+    argv: list[str]
+    env: dict[str, str]
+    connection_file: str
+    process: subprocess.Popen
+
+    def matches(self, kernel_name: str, cwd: str | None, argv: list[str], env: dict[str, str]) -> str | None:
+        """Why a launch with these arguments cannot adopt this kernel, or None if it can."""
+        if kernel_name != self.kernel_name:
+            return "kernel {!r}, not {!r}".format(kernel_name, self.kernel_name)
+        if os.path.realpath(cwd or os.getcwd()) != os.path.realpath(self.cwd):
+            return "another folder"
+        if argv != self.argv:
+            return "another command line"
+        differing = sorted(
+            name
+            for name in (env.keys() | self.env.keys()) - LAUNCH_VARIABLES
+            if env.get(name) != self.env.get(name)
+        )
+        if differing:
+            return "another environment ({})".format(", ".join(differing))
+        return None
+
+
+#: The kernel launched ahead, until it is adopted or discarded: one per daemon.
+_waiting: WaitingKernel | None = None
+
+
+#: Stands for the connection file in a command line compared for adoption: each launch has a file of its own.
+CONNECTION_FILE_FIELD = "{connection_file}"
+
+
+def without_connection_file(argv: list[str], connection_file: str) -> list[str]:
+    """``argv`` with the connection file's path put back as its field, so that two launches compare."""
+    path = os.path.realpath(connection_file)
+    return [arg.replace(path, CONNECTION_FILE_FIELD) for arg in argv]
+
+
+def provisioner_registered() -> bool:
+    """True if jupyter_client can find the adopting provisioner by its name: it looks in the installed packages."""
+    return bool(entry_points(group=PROVISIONER_ENTRY_POINTS, name=PROVISIONER_NAME))
+
+
+def kernel_command(argv: list[str], connection_file: str, resource_dir: str) -> list[str]:
+    """A kernel spec's command line with its fields filled in, as jupyter_client's ``format_kernel_cmd`` does."""
+    command = list(argv)
+    if command and command[0] in {"python", "python%i" % sys.version_info[0], "python%i.%i" % sys.version_info[:2]}:
+        command[0] = sys.executable
+    fields = {"connection_file": os.path.realpath(connection_file), "prefix": sys.prefix, "resource_dir": resource_dir}
+    pattern = re.compile(r"\{([A-Za-z0-9_]+)\}")
+    return [pattern.sub(lambda match: fields.get(match.group(1), match.group()), arg) for arg in command]
+
+
+def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel | None:
+    """Launch the kernel for a notebook now, to be adopted when the server starts it.
+
+    ``session_name`` is the notebook's file as jupyter_server names a
+    kernel's session (``JPY_SESSION_NAME``): its absolute path; ``cwd`` is
+    the folder the server would start the kernel in.
+
+    Call it once the environment is what the server's kernels will inherit.
+    Returns None, and launches nothing, when the kernel spec sets variables
+    of its own (they are filled in at launch time) or cannot be found: the
+    server then launches the kernel as usual.
+    """
+    global _waiting
+    if not provisioner_registered():
+        logger.info("jupyter_client does not know %s (pyramid_notebook is not installed)", PROVISIONER_NAME)
+        return None
+    from jupyter_client.connect import write_connection_file
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.launcher import launch_kernel
+    from jupyter_client.provisioning import KernelProvisionerFactory
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(LANDING_KERNEL_NAME)
+    except NoSuchKernel:
+        logger.info("No %s kernel spec: the landing kernel starts with the server", LANDING_KERNEL_NAME)
+        return None
+    finally:
+        # Looking the spec up made the provisioner factory, a singleton, without
+        # the server's configuration: let the server make its own.
+        KernelProvisionerFactory.clear_instance()
+    if spec.env:
+        logger.info("The %s kernel spec sets variables: the landing kernel starts with the server", LANDING_KERNEL_NAME)
+        return None
+    connection_file = os.path.join(runtime_dir, "kernel-{}.json".format(uuid.uuid4()))
+    write_connection_file(
+        connection_file,
+        ip="127.0.0.1",
+        key=str(uuid.uuid4()).encode("ascii"),
+        kernel_name=LANDING_KERNEL_NAME,
+        jupyter_session=session_name,
+    )
+    argv = kernel_command(spec.argv, connection_file, spec.resource_dir)
+    # What the server would pass (compared at adoption), and what its provisioner would launch with.
+    env = dict(os.environ, JPY_SESSION_NAME=session_name)
+    launch_env = dict(env)
+    if (spec.language or "").lower().startswith("python"):
+        launch_env.pop("PYTHONEXECUTABLE", None)
+    process = launch_kernel(argv, env=launch_env, cwd=cwd)
+    _waiting = WaitingKernel(
+        LANDING_KERNEL_NAME,
+        session_name,
+        cwd,
+        without_connection_file(argv, connection_file),
+        env,
+        connection_file,
+        process,
+    )
+    logger.info("Launched the landing kernel ahead of the server (pid %d)", process.pid)
+    return _waiting
+
+
+def claim_waiting_kernel(
+    kernel_name: str, cwd: str | None, argv: list[str], env: dict[str, str]
+) -> WaitingKernel | None:
+    """The kernel launched ahead, taken out of waiting, if a launch with these arguments may adopt it."""
+    global _waiting
+    if _waiting is None or env.get("JPY_SESSION_NAME") != _waiting.session_name:
+        return None
+    refusal = _waiting.matches(kernel_name, cwd, argv, env)
+    if refusal is not None:
+        logger.warning("Not adopting the kernel launched ahead: the server launches it with %s", refusal)
+        discard_waiting_kernel()
+        return None
+    waiting, _waiting = _waiting, None
+    if waiting.process.poll() is not None:
+        logger.warning("The kernel launched ahead has exited (code %s): launching another", waiting.process.returncode)
+        return None
+    return waiting
+
+
+def discard_waiting_kernel() -> None:
+    """End the kernel launched ahead if nobody adopted it, and remove its connection file."""
+    global _waiting
+    waiting, _waiting = _waiting, None
+    if waiting is None:
+        return
+    if waiting.process.poll() is None:
+        logger.info("Ending the landing kernel launched ahead (pid %d): nobody adopted it", waiting.process.pid)
+        waiting.process.terminate()
+        try:
+            waiting.process.wait(END_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            waiting.process.kill()
+            waiting.process.wait()
+    try:
+        os.remove(waiting.connection_file)
+    except FileNotFoundError:
+        pass
