@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all install browser test test-fast demo bench docs lint clean
+.PHONY: all install browser test test-fast demo bench docs screenshots lint clean
 
 all: test
 
@@ -60,6 +60,11 @@ bench: install browser
 docs: install
 	$(BIN)/pip install --quiet -r docs/requirements.txt
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# The manual's pictures of the demo (docs/_static/screenshots/), taken again
+# in Chromium by tests/test_screenshots.py; a plain test run keeps its own.
+screenshots: install browser
+	PYRAMID_NOTEBOOK_SCREENSHOTS=docs/_static/screenshots $(BIN)/pytest tests/test_screenshots.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check pyramid_notebook tests benchmarks

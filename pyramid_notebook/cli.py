@@ -21,11 +21,28 @@ from pyramid_notebook.report import STOPPED_COLUMNS, split_statuses, status_row,
 from pyramid_notebook.settings import make_manager, parse_settings
 
 
+def site_app_name(config_uri: str, app_name: str) -> str:
+    """The app section that ``app_name`` names: the application at the end of a ``[pipeline:...]``, if it is one.
+
+    A pipeline section holds no settings of its own (the shipped uwsgi.ini's
+    ``main`` puts filters before the site), so reading it would find no
+    notebook folder.
+    """
+    import plaster
+
+    loader = plaster.get_loader(config_uri, protocols=["wsgi"])
+    pipeline_section = "pipeline:" + app_name
+    if pipeline_section not in loader.get_sections():
+        return app_name
+    return loader.get_settings(pipeline_section)["pipeline"].split()[-1]
+
+
 def manager_from_ini(config_uri: str, app_name: str = "main") -> NotebookManager:
-    """The NotebookManager the site configured in ``config_uri``."""
+    """The NotebookManager the site configured in ``config_uri`` (its app ``app_name``, or the pipeline's app)."""
     from pyramid.paster import get_appsettings
 
-    return make_manager(parse_settings(get_appsettings(config_uri, name=app_name)))
+    settings = get_appsettings(config_uri, name=site_app_name(config_uri, app_name))
+    return make_manager(parse_settings(settings))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -97,6 +97,21 @@ def test_cli_stops_record_the_command_line_as_the_reason(capsys, config_file, no
     assert manager.get_context("bob").stopped_reason == STOPPED_BY_CLI
 
 
+def test_cli_reads_the_site_at_the_end_of_a_pipeline(capsys, settings, tmp_path, notebook_folder):
+    """As in the shipped uwsgi.ini: ``main`` is a pipeline of filters before the site, and has no settings itself."""
+    write_stopped(notebook_folder, "alice", LAUNCH_URL, STOPPED_IDLE, time.time())
+    config_file = tmp_path / "pipeline.ini"
+    config_file.write_text(
+        "[pipeline:main]\npipeline = connection-close site\n\n"
+        "[filter:connection-close]\nuse = call:pyramid_notebook.connection_close:filter_factory\n\n"
+        "[app:site]\nuse = call:tests.support.site:main\n"
+        + "".join("{} = {}\n".format(k, v) for k, v in settings.items())
+    )
+    code, out, err = run_cli(capsys, config_file, "list", "--all")
+    assert code == 0, err
+    assert "alice" in stopped_section(out)[1]
+
+
 def test_cli_stop_with_a_bad_user_name_says_why(capsys, config_file):
     code, out, err = run_cli(capsys, config_file, "stop", "../alice")
     assert code == 2

@@ -288,3 +288,35 @@ def test_a_restart_of_the_adopted_kernel_launches_a_new_one(manager):
     (restarted,) = kernel_pids(manager, "alice")
     assert restarted != adopted
     assert run_in_kernel(context, kernel_id, "print(marker)")["stdout"].strip() == "startup ran"
+
+
+def test_kernel_listings_answer_while_kernels_start(manager):
+    """Stock jupyter_server answered 500 to 3-5 of these listings: a kernel started but not yet marked."""
+    context = manager.start_notebook("alice", NotebookContext())
+    base = "http://127.0.0.1:{}{}".format(context.http_port, context.notebook_path)
+    headers = {"Authorization": "token " + context.token}
+    starting = threading.Event()
+    starting.set()
+    answers = []
+
+    def list_kernels():
+        with requests.Session() as session:
+            while starting.is_set():
+                for path in ("api/kernels", "api/status"):
+                    response = session.get(base + path, headers=headers, timeout=30)
+                    answers.append((path, response.status_code, response.text[:200]))
+
+    listers = [threading.Thread(target=list_kernels) for _ in range(3)]
+    for lister in listers:
+        lister.start()
+    try:
+        for _ in range(8):
+            response = requests.post(base + "api/kernels", headers=headers, json={"name": "python3"}, timeout=60)
+            assert response.status_code == 201, response.text
+    finally:
+        starting.clear()
+        for lister in listers:
+            lister.join(60)
+    assert answers and all(status == 200 for _path, status, _text in answers), [
+        answer for answer in answers if answer[1] != 200
+    ]

@@ -1,9 +1,11 @@
 """The manual's pictures of the demo, taken in headless Chromium: docs/_static/screenshots/.
 
 Each test walks through the demo as a user would, checks that the page
-shows what the manual says it shows, and saves a 1280x800 PNG of it.  The
-manual (``make docs``) uses the saved files, so its pictures are of the
-code as it is: when a page changes, run this module and commit the new PNGs.
+shows what the manual says it shows, and saves a 1280x800 PNG of it: into
+``test-artifacts/screenshots/`` in a test run, so that a run leaves the work
+tree as it was, and into the manual's ``docs/_static/screenshots/`` under
+``make screenshots`` (which sets ``PYRAMID_NOTEBOOK_SCREENSHOTS``).  When a
+page changes, run that and commit the new PNGs.
 
 The demo runs from an INI file in a temporary folder under waitress in this
 process, as in ``tests/test_browser.py``; every notebook is stopped after
@@ -11,6 +13,7 @@ each test, and a failing test leaves its browsers' pages under ``test-artifacts/
 """
 import base64
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -32,8 +35,11 @@ from tests.support.notebooks import stop_all
 
 logger = logging.getLogger(__name__)
 
-#: Where the manual takes its screenshots from.
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "_static" / "screenshots"
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+#: Where the screenshots go: the folder this variable names (the manual's, under
+#: ``make screenshots``), else one that git ignores.
+SCREENSHOTS = REPOSITORY / os.environ.get("PYRAMID_NOTEBOOK_SCREENSHOTS", "test-artifacts/screenshots")
 
 #: The size of every screenshot, in CSS pixels at a device scale of 1.
 WIDTH, HEIGHT = 1280, 800
@@ -66,7 +72,7 @@ def browser(request):
 
 
 def save_screenshot(browser, name: str) -> Path:
-    """Save what the browser shows as ``docs/_static/screenshots/<name>.png``, WIDTH x HEIGHT pixels."""
+    """Save what the browser shows as ``<name>.png`` in SCREENSHOTS, WIDTH x HEIGHT pixels."""
     driver = browser.driver
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from IPython.core.events import EventManager, available_events
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager, ServerKernelManager
+from traitlets import TraitError
 
 from pyramid_notebook.protocol.context import NotebookContext
 from pyramid_notebook.protocol.processes import DAEMON_MODULE, is_daemon_for
@@ -25,6 +27,7 @@ from pyramid_notebook.server.jupyter import (
     server_config,
 )
 from pyramid_notebook.server.kernel_startup import FAILURE_HEADING, install_kernel_startup, run_site_startup
+from pyramid_notebook.server.kernels import StartingKernelsListed
 from pyramid_notebook.server.prelaunch import (
     PROVISIONER_NAME,
     WaitingKernel,
@@ -550,3 +553,27 @@ def test_the_server_uses_the_adopting_provisioner_only_for_a_kernel_ahead():
     config = server_config(proxied_context(), adopt_landing_kernel=True)
     assert config.KernelProvisionerFactory.default_provisioner_name == PROVISIONER_NAME
     assert provisioner_registered(), "setup.py registers it: jupyter_client finds provisioners by entry point"
+
+
+# Kernel listings while a kernel starts
+
+
+def test_a_kernel_still_starting_is_listed_as_starting_where_jupyter_server_fails():
+    stock, ours = AsyncMappingKernelManager(), StartingKernelsListed()
+    for manager in (stock, ours):
+        # Where jupyter_client's start puts it, before jupyter_server marks its state and activity.
+        manager._kernels["k1"] = ServerKernelManager(kernel_name="python3")
+    with pytest.raises(TraitError):
+        stock.list_kernels()
+    (model,) = ours.list_kernels()
+    assert model["id"] == "k1" and model["name"] == "python3"
+    assert model["execution_state"] == "starting" and model["connections"] == 0
+    assert datetime.fromisoformat(model["last_activity"]).tzinfo is not None
+
+    marked = ours.get_kernel("k1")
+    marked.execution_state, marked.last_activity = "idle", datetime.now(UTC)
+    assert ours.list_kernels()[0]["execution_state"] == "idle", "once marked, jupyter_server's own model"
+
+
+def test_the_server_lists_starting_kernels():
+    assert server_config(proxied_context()).ServerApp.kernel_manager_class.endswith("StartingKernelsListed")

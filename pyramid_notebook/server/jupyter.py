@@ -89,6 +89,7 @@ def server_config(context: NotebookContext, adopt_landing_kernel: bool = False) 
         "pyramid_notebook.server.nodelay.NoDelayKernelWebsocketConnection"
     )
     config.ServerApp.contents_manager_class = "pyramid_notebook.server.contents.ConfinedContentsManager"
+    config.ServerApp.kernel_manager_class = "pyramid_notebook.server.kernels.StartingKernelsListed"
     config.ServerApp.extra_template_paths = [str(TEMPLATES)]
     config.ServerApp.open_browser = False
     config.ServerApp.allow_origin = context.allow_origin

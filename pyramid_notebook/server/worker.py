@@ -75,10 +75,9 @@ async def start_landing_kernel(server, notebook_name: str, on_ready) -> None:
     of starting a kernel of its own and waiting for the site's startup
     script.  The session's kernel is the one launched ahead of the server
     when it could be (:mod:`pyramid_notebook.server.prelaunch`), already
-    busy with that script.  The notebook counts as ready only once the
-    kernel's process runs: until then jupyter_server fails every kernel
-    listing (``api/status``, ``api/kernels``) with a 500, and the page
-    would meet them.
+    busy with that script.  The notebook counts as ready once the
+    session exists, so that the page finds it rather than starting a
+    second kernel of its own.
     """
     try:
         await server.session_manager.create_session(path=notebook_name, name=notebook_name, type="notebook")
