@@ -19,6 +19,7 @@ from pyramid_notebook.waiting import wait_for
 from tests.support.daemon_cli import daemon
 from tests.support.kernel_client import connect, execute, start_kernel
 from tests.support.notebooks import stop_all
+from tests.support.ws_client import KernelSocket
 
 #: Notebook ports of this module's own (the manager takes the first 80), apart from other test modules.
 MIN_PORT = 24200
@@ -320,3 +321,40 @@ def test_kernel_listings_answer_while_kernels_start(manager):
     assert answers and all(status == 200 for _path, status, _text in answers), [
         answer for answer in answers if answer[1] != 200
     ]
+
+
+def test_the_adopted_landing_kernel_can_be_interrupted(manager):
+    """The server signals the kernel it adopted as one it launched: the process group it runs in."""
+    context = manager.start_notebook("alice", NotebookContext())
+    kernel_id = landing_session(context)["kernel"]["id"]
+    ws = connect("ws://127.0.0.1:{}{}".format(context.http_port, context.notebook_path), kernel_id, context.token)
+    try:
+        kernel = KernelSocket(ws, None)
+        msg_id = kernel.send_execute("import time\ntime.sleep(60)")
+
+        def sleeping():
+            message = kernel.receive()
+            return message["msg_type"] == "execute_input" and message["parent_header"].get("msg_id") == msg_id
+
+        assert wait_for(sleeping, 30, interval=0), "the cell did not start"
+        response = requests.post(
+            "http://127.0.0.1:{}{}api/kernels/{}/interrupt".format(context.http_port, context.notebook_path, kernel_id),
+            headers={"Authorization": "token " + context.token},
+            timeout=30,
+        )
+        assert response.status_code == 204, response.text
+        ws.settimeout(30)
+        errors = []
+        while True:
+            message = kernel.receive()
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "error":
+                errors.append(message["content"]["ename"])
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+        assert errors == ["KeyboardInterrupt"]
+        # Sent before the kernel is idle again, a request would be aborted (stop_on_error).
+        assert kernel.execute("6 * 7")["result"] == "42", "the kernel lives on"
+    finally:
+        ws.close()
