@@ -1,11 +1,15 @@
 """The notebook daemon's command line, run as a real subprocess."""
 
 import json
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -272,6 +276,32 @@ def test_the_landing_kernel_starts_before_the_server_and_is_the_session_s_kernel
     session = landing_session(context)
     outcome = run_in_kernel(context, session["kernel"]["id"], "print(startup_pid, os.getpid())")
     assert outcome["stdout"].split() == [str(pid), str(pid)], "the site's script ran in the session's kernel"
+
+
+def test_a_server_configured_otherwise_ends_the_kernel_ahead_and_launches_its_own():
+    """An operator's notebook_args can ask for kernels the kernel launched ahead is not: it is not adopted.
+
+    Here kernels on Unix sockets, whose paths must fit in 107 bytes: hence a
+    short folder of its own rather than pytest's deep temporary one.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="pn-"))
+    manager = NotebookManager(
+        folder, min_port=MIN_PORT + 40, port_range=10, kill_timeout=600, notebook_args=["--KernelManager.transport=ipc"]
+    )
+    try:
+        context = manager.start_notebook("alice", NotebookContext(startup="marker = 'startup ran'"))
+        log = manager.work_folder("alice").stderr_log.read_text()
+        ahead = re.search(r"Launched the landing kernel ahead of the server \(pid (\d+)\)", log)
+        assert ahead and "the server launches it with another transport or address (ipc on " in log
+        assert "Adopted" not in log
+        assert wait_for(lambda: not psutil.pid_exists(int(ahead.group(1))), 10), "the kernel ahead was ended"
+        (own,) = kernel_pids(manager, "alice")
+        assert own != int(ahead.group(1))
+        kernel_id = landing_session(context)["kernel"]["id"]
+        assert run_in_kernel(context, kernel_id, "print(marker)")["stdout"].strip() == "startup ran"
+    finally:
+        stop_all(manager)
+        shutil.rmtree(folder)
 
 
 def test_a_restart_of_the_adopted_kernel_launches_a_new_one(manager):

@@ -30,6 +30,7 @@ from pyramid_notebook.server.kernel_startup import FAILURE_HEADING, install_kern
 from pyramid_notebook.server.kernels import StartingKernelsListed
 from pyramid_notebook.server.prelaunch import (
     PROVISIONER_NAME,
+    KernelLaunch,
     WaitingKernel,
     claim_waiting_kernel,
     kernel_command,
@@ -506,45 +507,52 @@ def test_the_command_line_is_filled_in_as_jupyter_client_does(tmp_path):
     assert without_connection_file(command, str(tmp_path / "k.json"))[4] == "{connection_file}"
 
 
+def launch_like(kernel: WaitingKernel, **changes) -> KernelLaunch:
+    """A launch the kernel ``kernel`` would do for, with ``changes``; ``extra_env`` adds variables."""
+    env = dict(kernel.env, **changes.pop("extra_env", {}))
+    fields = dict(kernel_name=kernel.kernel_name, cwd=kernel.cwd, argv=kernel.argv, env=env)
+    fields.update(changes)
+    return KernelLaunch(**fields)
+
+
 @pytest.mark.parametrize(
-    "change, refusal",
+    "changes, refusal",
     [
         ({"kernel_name": "ir"}, "kernel 'ir', not 'python3'"),
         ({"cwd": "/elsewhere"}, "another folder"),
         ({"argv": ["/other/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}, "another command line"),
-        ({"env": {"HOME": "/home/bob"}}, "another environment (HOME)"),
-        ({"env": {"EXTRA": "1"}}, "another environment (EXTRA)"),
+        ({"transport": "ipc"}, "another transport or address (ipc on 127.0.0.1)"),
+        ({"encrypted": True}, "transport encryption"),
+        ({"extra_env": {"HOME": "/home/bob"}}, "another environment (HOME)"),
+        ({"extra_env": {"EXTRA": "1"}}, "another environment (EXTRA)"),
     ],
 )
-def test_a_launch_unlike_the_kernel_ahead_does_not_adopt_it(tmp_path, ahead, change, refusal):
-    launch = dict(kernel_name=ahead.kernel_name, cwd=ahead.cwd, argv=ahead.argv, env=dict(ahead.env))
-    if "env" in change:
-        launch["env"].update(change.pop("env"))
-    launch.update(change)
-    assert ahead.matches(**launch) == refusal
-    assert claim_waiting_kernel(**launch) is None
+def test_a_launch_unlike_the_kernel_ahead_does_not_adopt_it(ahead, changes, refusal):
+    launch = launch_like(ahead, **changes)
+    assert ahead.refusal(launch) == refusal
+    assert claim_waiting_kernel(launch) is None
     assert ahead.process.terminated, "a kernel nobody can adopt is ended at once"
     assert not Path(ahead.connection_file).exists()
     assert prelaunch._waiting is None
 
 
 def test_the_landing_session_adopts_the_kernel_ahead_once(ahead):
-    env = dict(ahead.env, JPY_PARENT_PID="1234")
-    assert claim_waiting_kernel(ahead.kernel_name, ahead.cwd, ahead.argv, env) is ahead, "set per launch: ignored"
-    assert claim_waiting_kernel(ahead.kernel_name, ahead.cwd, ahead.argv, env) is None
+    launch = launch_like(ahead, extra_env={"JPY_PARENT_PID": "1234"})
+    assert claim_waiting_kernel(launch) is ahead, "JPY_PARENT_PID is set per launch: not compared"
+    assert claim_waiting_kernel(launch) is None
     assert not ahead.process.terminated
 
 
 def test_another_notebook_s_kernel_leaves_the_kernel_ahead_waiting(tmp_path, ahead):
-    env = dict(ahead.env, JPY_SESSION_NAME=str(tmp_path / "other.ipynb"))
-    assert claim_waiting_kernel(ahead.kernel_name, ahead.cwd, ahead.argv, env) is None
+    other_notebook = launch_like(ahead, extra_env={"JPY_SESSION_NAME": str(tmp_path / "other.ipynb")})
+    assert claim_waiting_kernel(other_notebook) is None
     assert prelaunch._waiting is ahead and not ahead.process.terminated
 
 
 def test_a_kernel_ahead_that_exited_is_not_adopted(tmp_path, monkeypatch):
     exited = waiting_kernel(tmp_path, FakeProcess(returncode=1))
     monkeypatch.setattr(prelaunch, "_waiting", exited)
-    assert claim_waiting_kernel(exited.kernel_name, exited.cwd, exited.argv, dict(exited.env)) is None
+    assert claim_waiting_kernel(launch_like(exited)) is None
     assert prelaunch._waiting is None
 
 

@@ -45,6 +45,28 @@ LAUNCH_VARIABLES = frozenset({"JPY_PARENT_PID"})
 END_TIMEOUT = 5.0
 
 
+#: How the kernel launched ahead is reached: what a launch must ask for to adopt it.
+TRANSPORT, IP = "tcp", "127.0.0.1"
+
+
+@dataclass
+class KernelLaunch:
+    """What the server is about to launch a kernel with, as far as adopting one goes.
+
+    ``argv`` is the command line without its connection file (see
+    :func:`without_connection_file`); ``encrypted`` is true when the server
+    wants CurveZMQ keys for the kernel, which a kernel launched ahead has not.
+    """
+
+    kernel_name: str
+    cwd: str | None
+    argv: list[str]
+    env: dict[str, str]
+    transport: str = TRANSPORT
+    ip: str = IP
+    encrypted: bool = False
+
+
 @dataclass
 class WaitingKernel:
     """A kernel process launched ahead, and what it was launched with (``argv`` without its connection file)."""
@@ -57,18 +79,22 @@ class WaitingKernel:
     connection_file: str
     process: subprocess.Popen
 
-    def matches(self, kernel_name: str, cwd: str | None, argv: list[str], env: dict[str, str]) -> str | None:
-        """Why a launch with these arguments cannot adopt this kernel, or None if it can."""
-        if kernel_name != self.kernel_name:
-            return "kernel {!r}, not {!r}".format(kernel_name, self.kernel_name)
-        if os.path.realpath(cwd or os.getcwd()) != os.path.realpath(self.cwd):
+    def refusal(self, launch: KernelLaunch) -> str | None:
+        """Why ``launch`` cannot adopt this kernel, or None if it can."""
+        if launch.kernel_name != self.kernel_name:
+            return "kernel {!r}, not {!r}".format(launch.kernel_name, self.kernel_name)
+        if os.path.realpath(launch.cwd or os.getcwd()) != os.path.realpath(self.cwd):
             return "another folder"
-        if argv != self.argv:
+        if launch.argv != self.argv:
             return "another command line"
+        if (launch.transport, launch.ip) != (TRANSPORT, IP):
+            return "another transport or address ({} on {})".format(launch.transport, launch.ip)
+        if launch.encrypted:
+            return "transport encryption"
         differing = sorted(
             name
-            for name in (env.keys() | self.env.keys()) - LAUNCH_VARIABLES
-            if env.get(name) != self.env.get(name)
+            for name in (launch.env.keys() | self.env.keys()) - LAUNCH_VARIABLES
+            if launch.env.get(name) != self.env.get(name)
         )
         if differing:
             return "another environment ({})".format(", ".join(differing))
@@ -140,7 +166,8 @@ def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel
     connection_file = os.path.join(runtime_dir, "kernel-{}.json".format(uuid.uuid4()))
     write_connection_file(
         connection_file,
-        ip="127.0.0.1",
+        transport=TRANSPORT,
+        ip=IP,
         key=str(uuid.uuid4()).encode("ascii"),
         kernel_name=LANDING_KERNEL_NAME,
         jupyter_session=session_name,
@@ -165,16 +192,18 @@ def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel
     return _waiting
 
 
-def claim_waiting_kernel(
-    kernel_name: str, cwd: str | None, argv: list[str], env: dict[str, str]
-) -> WaitingKernel | None:
-    """The kernel launched ahead, taken out of waiting, if a launch with these arguments may adopt it."""
+def claim_waiting_kernel(launch: KernelLaunch) -> WaitingKernel | None:
+    """The kernel launched ahead, taken out of waiting, if ``launch`` is for its notebook and may adopt it.
+
+    A launch for the landing notebook that cannot adopt it ends it: nothing
+    else would.
+    """
     global _waiting
-    if _waiting is None or env.get("JPY_SESSION_NAME") != _waiting.session_name:
+    if _waiting is None or launch.env.get("JPY_SESSION_NAME") != _waiting.session_name:
         return None
-    refusal = _waiting.matches(kernel_name, cwd, argv, env)
+    refusal = _waiting.refusal(launch)
     if refusal is not None:
-        logger.warning("Not adopting the kernel launched ahead: the server launches it with %s", refusal)
+        logger.info("Not adopting the kernel launched ahead: the server launches it with %s", refusal)
         discard_waiting_kernel()
         return None
     waiting, _waiting = _waiting, None

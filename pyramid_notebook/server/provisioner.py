@@ -10,7 +10,7 @@ import os
 
 from jupyter_client.provisioning import LocalProvisioner
 
-from pyramid_notebook.server.prelaunch import WaitingKernel, claim_waiting_kernel, without_connection_file
+from pyramid_notebook.server.prelaunch import KernelLaunch, WaitingKernel, claim_waiting_kernel, without_connection_file
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,18 @@ class AdoptingProvisioner(LocalProvisioner):
         km = self.parent
         if km is not None and not self.tried_adopting:
             self.tried_adopting = True
-            argv = without_connection_file(
-                km.format_kernel_cmd(extra_arguments=list(kwargs.get("extra_arguments", []))), km.connection_file
+            command = km.format_kernel_cmd(extra_arguments=list(kwargs.get("extra_arguments", [])))
+            launch = KernelLaunch(
+                kernel_name=km.kernel_name,
+                cwd=kwargs.get("cwd"),
+                argv=without_connection_file(command, km.connection_file),
+                env=dict(kwargs.get("env", os.environ)),
+                transport=km.transport,
+                ip=km.ip,
+                encrypted=kwargs.get("transport_encryption", getattr(km, "transport_encryption", "disabled"))
+                not in ("disabled", False, None, ""),
             )
-            env = dict(kwargs.get("env", os.environ))
-            self.adopting = claim_waiting_kernel(km.kernel_name, kwargs.get("cwd"), argv, env)
+            self.adopting = claim_waiting_kernel(launch)
             if self.adopting is not None:
                 km.load_connection_file(self.adopting.connection_file)
                 # Keep the adopted kernel's ports: LocalProvisioner would pick new ones.
