@@ -1,9 +1,11 @@
 """The notebook daemon's command line, run as a real subprocess."""
 
+import ctypes
 import json
+import os
 import re
 import shutil
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -99,23 +101,46 @@ def test_start_status_stop_from_the_command_line(tmp_path, script):
     assert daemon("status", pid_file).returncode == 1
 
 
-def test_kernel_round_trip_has_no_nagle_stall(manager):
-    """Stock Jupyter Server takes about 45 ms per execute here; with TCP_NODELAY a few ms."""
+#: pidfd_getfd(2), Linux 5.6+: the same number on x86-64 and arm64.
+PIDFD_GETFD = 438
+
+
+def tcp_nodelay_of(pid: int, fd: int) -> bool:
+    """Whether another process's socket ``fd`` has TCP_NODELAY set (read through a duplicate, pidfd_getfd)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        duplicate = libc.syscall(PIDFD_GETFD, pidfd, fd, 0)
+        if duplicate < 0:
+            raise OSError(ctypes.get_errno(), "pidfd_getfd of fd {} in process {}".format(fd, pid))
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=duplicate) as duplicated:
+        return bool(duplicated.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+def test_kernel_websockets_send_without_waiting_for_acks(manager):
+    """Stock Jupyter Server leaves Nagle's algorithm on: an execute round trip then takes about 45 ms, not 4.
+
+    The figures are ``benchmarks/ws_roundtrip.py``'s; this checks the cause:
+    the server's end of the kernel websocket has TCP_NODELAY.
+    """
     context, _ = manager.start_notebook_on_demand("alice", {})
     base = "127.0.0.1:{}/notebook/".format(context.http_port)
     kernel_id = start_kernel("http://" + base, context.token)
     ws = connect("ws://" + base, kernel_id, context.token)
     try:
-        execute(ws, "1")
-        timings = []
-        for _ in range(50):
-            started = time.perf_counter()
-            outcome = execute(ws, "1")
-            timings.append(time.perf_counter() - started)
-            assert outcome["result"] == "1"
+        assert execute(ws, "1")["result"] == "1"
+        client_port = ws.sock.getsockname()[1]
+        server = psutil.Process(context.pid)
+        (server_end,) = [
+            connection
+            for connection in server.net_connections("tcp")
+            if connection.raddr and connection.raddr.port == client_port
+        ]
+        assert tcp_nodelay_of(server.pid, server_end.fd)
     finally:
         ws.close()
-    assert statistics.median(timings) < 0.015, "median {:.1f} ms".format(statistics.median(timings) * 1000)
 
 
 #: Starts the daemon from a process whose parent has exited, so that it runs
