@@ -21,6 +21,7 @@ import pyramid_notebook.server.notebook_daemon as notebook_daemon
 from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.protocol.context import STOPPED_HARD_LIMIT, STOPPED_IDLE, NotebookContext
 from pyramid_notebook.protocol.processes import daemon_pid, find_daemons, is_gone
+from pyramid_notebook.server.jupyter import JUPYTER_DATA_DIR_NAME
 from pyramid_notebook.waiting import wait_for
 from tests.support.daemon_cli import daemon
 from tests.support.kernel_client import connect, execute, start_kernel
@@ -282,6 +283,10 @@ def kernel_pids(manager: NotebookManager, name: str) -> set[int]:
     return {child.pid for child in daemon.children(recursive=True) if "ipykernel_launcher" in " ".join(child.cmdline())}
 
 
+def connection_files(manager: NotebookManager, name: str) -> list[Path]:
+    return sorted((manager.work_folder(name).path / JUPYTER_DATA_DIR_NAME / "runtime").glob("kernel-*.json"))
+
+
 def run_in_kernel(context: NotebookContext, kernel_id: str, code: str) -> dict:
     ws = connect("ws://127.0.0.1:{}{}".format(context.http_port, context.notebook_path), kernel_id, context.token)
     try:
@@ -298,9 +303,13 @@ def test_the_landing_kernel_starts_before_the_server_and_is_the_session_s_kernel
     assert launched < log.index("Jupyter Server"), "launched before the server started"
     (pid,) = kernel_pids(manager, "alice")
     assert "Adopted the landing kernel launched ahead (pid {})".format(pid) in log
+    (connection_file,) = connection_files(manager, "alice")
+    assert str(connection_file) in psutil.Process(pid).cmdline(), "one connection file: the kernel's own"
     session = landing_session(context)
     outcome = run_in_kernel(context, session["kernel"]["id"], "print(startup_pid, os.getpid())")
     assert outcome["stdout"].split() == [str(pid), str(pid)], "the site's script ran in the session's kernel"
+    manager.stop_notebook("alice")
+    assert connection_files(manager, "alice") == [], "removed with the kernel"
 
 
 def test_a_server_configured_otherwise_ends_the_kernel_ahead_and_launches_its_own():
@@ -343,6 +352,8 @@ def test_a_restart_of_the_adopted_kernel_launches_a_new_one(manager):
     assert wait_for(lambda: is_gone(adopted_process), 10), "the adopted process ended"
     (restarted,) = kernel_pids(manager, "alice")
     assert restarted != adopted
+    (connection_file,) = connection_files(manager, "alice")
+    assert str(connection_file) in psutil.Process(restarted).cmdline(), "the restart reuses it"
     assert run_in_kernel(context, kernel_id, "print(marker)")["stdout"].strip() == "startup ran"
 
 

@@ -44,8 +44,11 @@ class AdoptingProvisioner(LocalProvisioner):
             )
             self.adopting = claim_waiting_kernel(launch)
             if self.adopting is not None:
-                km.load_connection_file(self.adopting.connection_file)
-                # Keep the adopted kernel's ports: LocalProvisioner would pick new ones.
+                # The kernel's own connection file, its ports and key, become the
+                # manager's: it removes the file when the kernel ends, and a
+                # restart reuses it.  LocalProvisioner would pick new ports.
+                km.connection_file = self.adopting.connection_file
+                km.load_connection_file()
                 self.ports_cached = True
         return await super().pre_launch(**kwargs)
 
