@@ -338,6 +338,20 @@ def test_a_server_configured_otherwise_ends_the_kernel_ahead_and_launches_its_ow
         shutil.rmtree(folder)
 
 
+def test_a_context_change_gets_the_same_head_start(manager):
+    """A launch from another page restarts the notebook: its new landing kernel is launched ahead too."""
+    first, _ = manager.start_notebook_on_demand("alice", {"startup": "page = 1"})
+    second, created = manager.start_notebook_on_demand("alice", {"startup": "page = 2"})
+    assert created and second.pid != first.pid
+    assert wait_for(lambda: manager.get_context("alice").ready, 60), "the new notebook's landing kernel"
+    (pid,) = kernel_pids(manager, "alice")
+    assert "Adopted the landing kernel launched ahead (pid {})".format(pid) in manager.work_folder(
+        "alice"
+    ).stderr_log.read_text()
+    kernel_id = landing_session(manager.get_context("alice"))["kernel"]["id"]
+    assert run_in_kernel(manager.get_context("alice"), kernel_id, "print(page)")["stdout"].strip() == "2"
+
+
 def test_a_restart_of_the_adopted_kernel_launches_a_new_one(manager):
     context = manager.start_notebook("alice", NotebookContext(startup="marker = 'startup ran'"))
     (adopted,) = kernel_pids(manager, "alice")
