@@ -56,7 +56,7 @@ from tests.support.demo import launch_shell
 from tests.support.login import log_in_session
 from tests.support.notebooks import token_header
 from tests.support.pserve_site import running_pserve
-from tests.support.servers import peak_rss
+from tests.support.servers import peak_rss, reset_peak_rss
 from tests.support.site import as_user
 from tests.support.site_server import launch, running_site
 from tests.support.site_uwsgi import running_test_site_under_uwsgi
@@ -204,12 +204,6 @@ def wait_until_quiet(manager: NotebookManager, username: str) -> None:
 def direct_route(context: NotebookContext) -> Route:
     """Straight to the notebook's port with its token, as the proxy itself reaches it."""
     return Route(DIRECT, "http://127.0.0.1:{}".format(context.http_port), new_session(token_header(context)))
-
-
-def reset_peak_rss(pid: int) -> int:
-    """Reset the process's peak RSS to its current RSS (``clear_refs`` 5); return that, in bytes."""
-    Path("/proc/{}/clear_refs".format(pid)).write_text("5")
-    return peak_rss(pid)
 
 
 def measure_small_requests(routes: list[Route], count: int) -> dict[str, dict]:

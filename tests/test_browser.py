@@ -21,11 +21,11 @@ from sqlalchemy import delete, select
 
 from pyramid_notebook.demo.models import Item, get_session
 from pyramid_notebook.waiting import wait_for
-from tests.support.browser_artifacts import BROWSERS_KEY, NOTEBOOK_FOLDER_KEY
-from tests.support.chromium import PAGE_SECONDS, new_browser, page_text, run_cell, wait_for_notebook
+from tests.support.browser_artifacts import notebooks_stopped_after
+from tests.support.chromium import PAGE_SECONDS, page_text, run_cell, wait_for_notebook
 from tests.support.demo import OUTSIDER, DemoSite, running_demo
 from tests.support.login import log_in_browser
-from tests.support.notebooks import is_alive, notebook_api, process_tree, stop_all, token_header
+from tests.support.notebooks import is_alive, notebook_api, process_tree, token_header
 
 logger = logging.getLogger(__name__)
 
@@ -41,38 +41,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def stop_notebooks(request, site):
-    """Stop every notebook after each test; fail the test if any would not stop."""
-    request.node.stash[NOTEBOOK_FOLDER_KEY] = site.notebook_folder
-    yield
-    left = stop_all(site.notebook_folder)
-    assert not left, "Notebooks still running after the test: {}".format(left)
-
-
-@pytest.fixture
-def open_browser(request):
-    """Open headless Chromium windows; all of them are closed after the test.
-
-    They are kept on the test item, so that the report hook in
-    ``tests.support.browser_artifacts`` can save what they show if the test fails.
-    """
-    opened = request.node.stash.setdefault(BROWSERS_KEY, [])
-
-    def open_one():
-        browser = new_browser()
-        opened.append(browser)
-        return browser
-
-    yield open_one
-    for browser in opened:
-        try:
-            browser.quit()
-        except Exception:  # a browser that crashed is already gone
-            logger.exception("Could not close a browser")
-
-
-@pytest.fixture
-def browser(open_browser):
-    return open_browser()
+    yield from notebooks_stopped_after(request, site.notebook_folder)
 
 
 # Helpers

@@ -199,27 +199,23 @@ def stopped_reason(manager: NotebookManager, name: str) -> str:
     return context.stopped_reason if context is not None else ""
 
 
-def test_idle_timeout_is_recorded_as_the_reason(notebook_folder):
-    manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=600, idle_timeout=2)
+@pytest.mark.parametrize(
+    "limits, reason",
+    [
+        ({"kill_timeout": 600, "idle_timeout": 2}, STOPPED_IDLE),
+        ({"kill_timeout": 3, "idle_timeout": 600}, STOPPED_HARD_LIMIT),
+    ],
+    ids=["idle", "hard-limit"],
+)
+def test_a_notebook_that_stops_by_itself_records_why(notebook_folder, limits, reason):
+    manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, **limits)
     try:
         context, _ = manager.start_notebook_on_demand("alice", {})
         assert wait_for(lambda: stopped_reason(manager, "alice"), 30)
         stopped = manager.get_context("alice")
-        assert stopped.stopped_reason == STOPPED_IDLE
+        assert stopped.stopped_reason == reason
         assert context.started < stopped.stopped_at <= time.time()
         assert stopped.token == context.token, "the manager's keys were kept"
-    finally:
-        manager.stop_notebook("alice")
-
-
-def test_hard_time_limit_is_recorded_as_the_reason(notebook_folder):
-    manager = NotebookManager(notebook_folder, min_port=MIN_PORT, port_range=80, kill_timeout=3, idle_timeout=600)
-    try:
-        context, _ = manager.start_notebook_on_demand("alice", {})
-        assert wait_for(lambda: stopped_reason(manager, "alice"), 30)
-        stopped = manager.get_context("alice")
-        assert stopped.stopped_reason == STOPPED_HARD_LIMIT
-        assert context.started < stopped.stopped_at <= time.time()
     finally:
         manager.stop_notebook("alice")
 

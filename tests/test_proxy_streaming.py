@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from pyramid_notebook.protocol.workfolder import WorkFolder
-from tests.support.servers import peak_rss
+from tests.support.servers import peak_rss, reset_peak_rss
 from tests.support.site_server import launch, running_site
 
 MB = 1024 * 1024
@@ -32,7 +32,7 @@ def test_large_files_stream_through_the_proxy(site, notebook_folder):
         for _ in range(200):
             stream.write(os.urandom(MB))
     expected = hashlib.sha256(download.read_bytes()).hexdigest()
-    before = peak_rss(pid)
+    before = reset_peak_rss(pid)
 
     digest, size = hashlib.sha256(), 0
     with requests.get(base + "/notebook/files/download.bin", headers=alice, stream=True, timeout=60) as response:

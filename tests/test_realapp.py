@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from pyramid_notebook.waiting import wait_for
-from tests.support.browser_artifacts import BROWSERS_KEY, NOTEBOOK_FOLDER_KEY
-from tests.support.chromium import PAGE_SECONDS, new_browser, page_text, run_cell, wait_for_notebook
-from tests.support.notebooks import stop_all
+from tests.support.browser_artifacts import notebooks_stopped_after
+from tests.support.chromium import PAGE_SECONDS, page_text, run_cell, wait_for_notebook
 from tests.support.realapp.testing import RealApp, log_in_browser, page_title, running_realapp
 
 logger = logging.getLogger(__name__)
@@ -66,20 +65,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def stop_notebooks(request, app):
-    """Stop every notebook after each test; fail the test if any would not stop."""
-    request.node.stash[NOTEBOOK_FOLDER_KEY] = app.notebook_folder
-    yield
-    left = stop_all(app.notebook_folder)
-    assert not left, "Notebooks still running after the test: {}".format(left)
-
-
-@pytest.fixture
-def browser(request):
-    """A headless Chromium, kept on the test item so that a failure saves what it shows."""
-    opened = new_browser()
-    request.node.stash.setdefault(BROWSERS_KEY, []).append(opened)
-    yield opened
-    opened.quit()
+    yield from notebooks_stopped_after(request, app.notebook_folder)
 
 
 def greeting_text(browser) -> str:

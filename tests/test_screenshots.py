@@ -20,22 +20,19 @@ import pytest
 
 from pyramid_notebook.manager import RUNNING
 from pyramid_notebook.waiting import wait_for
-from tests.support.browser_artifacts import BROWSERS_KEY, NOTEBOOK_FOLDER_KEY
+from tests.support.browser_artifacts import notebooks_stopped_after
 from tests.support.chromium import (
     NOTEBOOK_READY_SECONDS,
     PAGE_SECONDS,
-    new_browser,
     page_text,
     run_cell,
     wait_for_notebook,
 )
 from tests.support.demo import launch_shell, running_demo
 from tests.support.login import log_in_browser, log_in_session
-from tests.support.notebooks import stop_all
+from tests.support.servers import REPOSITORY
 
 logger = logging.getLogger(__name__)
-
-REPOSITORY = Path(__file__).resolve().parents[1]
 
 #: Where the screenshots go: the folder this variable names (the manual's, under
 #: ``make screenshots``), else one that git ignores.
@@ -56,19 +53,6 @@ def site(tmp_path_factory):
     """The demo served by waitress on a free localhost port."""
     with running_demo(tmp_path_factory.mktemp("screenshot-demo")) as running:
         yield running
-
-
-@pytest.fixture
-def browser(request):
-    """A headless Chromium window, kept on the test item for the failure artifacts, closed after the test."""
-    opened = request.node.stash.setdefault(BROWSERS_KEY, [])
-    browser = new_browser()
-    opened.append(browser)
-    yield browser
-    try:
-        browser.quit()
-    except Exception:  # a browser that crashed is already gone
-        logger.exception("Could not close the browser")
 
 
 def save_screenshot(browser, name: str) -> Path:
@@ -106,11 +90,7 @@ def greeting_text(browser) -> str:
 
 @pytest.fixture(autouse=True)
 def stop_notebooks(request, site):
-    """Stop every notebook after each test; fail the test if any would not stop."""
-    request.node.stash[NOTEBOOK_FOLDER_KEY] = site.notebook_folder
-    yield
-    left = stop_all(site.notebook_folder)
-    assert not left, "Notebooks still running after the test: {}".format(left)
+    yield from notebooks_stopped_after(request, site.notebook_folder)
 
 
 def test_launch_progress_notebook_confirmation_and_admin(browser, site):

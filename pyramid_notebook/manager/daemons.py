@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import psutil
 
-from pyramid_notebook.protocol.processes import DAEMON_MODULE, find_daemons, is_daemon_for, is_gone, terminate_tree
+from pyramid_notebook.protocol.processes import DAEMON_MODULE, find_daemons, is_gone, terminate_tree
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +44,6 @@ def spawn_launcher(command: list[str], work_folder: Path, output: BinaryIO | Non
     if output is not None:
         threading.Thread(target=launcher.wait, name="notebook-launcher-reaper", daemon=True).start()
     return launcher
-
-
-def is_daemon_pid(pid: int | None, pid_file: Path) -> bool:
-    """True if ``pid`` is a live daemon (or its launcher) for ``pid_file``, whatever the pid file says."""
-    if pid is None:
-        return False
-    try:
-        process = psutil.Process(pid)
-    except psutil.Error:
-        return False
-    return is_daemon_for(process, pid_file)
 
 
 def deepest_first(processes: list[psutil.Process]) -> list[psutil.Process]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import urllib3
 
-from pyramid_notebook.manager.daemons import daemon_command, end_daemons, is_daemon_pid, spawn_launcher
+from pyramid_notebook.manager.daemons import daemon_command, end_daemons, spawn_launcher
 from pyramid_notebook.manager.errors import NotebookStartError
 from pyramid_notebook.manager.logs import failure_report, start_failure_cause
 from pyramid_notebook.manager.names import user_work_folder
@@ -48,7 +48,7 @@ from pyramid_notebook.protocol.context import (
     STOPPED_START_FAILED,
     NotebookContext,
 )
-from pyramid_notebook.protocol.processes import daemon_pid
+from pyramid_notebook.protocol.processes import daemon_pid, is_daemon_pid
 from pyramid_notebook.protocol.workfolder import WorkFolder
 from pyramid_notebook.waiting import wait_for
 

@@ -17,13 +17,12 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from pyramid_notebook.manager.daemons import is_daemon_pid
 from pyramid_notebook.manager.locks import file_lock
 from pyramid_notebook.manager.names import user_names, user_work_folder
 from pyramid_notebook.manager.ports import PortAllocator
 from pyramid_notebook.manager.state import holds_port
 from pyramid_notebook.protocol.context import NotebookContext
-from pyramid_notebook.protocol.processes import read_pid
+from pyramid_notebook.protocol.processes import is_daemon_pid, read_pid
 from pyramid_notebook.protocol.workfolder import WorkFolder
 
 #: The lock, in the notebook folder, under which a port is picked and recorded.

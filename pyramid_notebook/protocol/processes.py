@@ -79,16 +79,21 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if pid > 1 else None
 
 
-def daemon_pid(pid_file: Path) -> int | None:
-    """The pid in ``pid_file`` if that process is the daemon for this pid file, else None."""
-    pid = read_pid(pid_file)
+def is_daemon_pid(pid: int | None, pid_file: Path) -> bool:
+    """True if ``pid`` is a live daemon (or its launcher) for ``pid_file``, whatever the pid file says."""
     if pid is None:
-        return None
+        return False
     try:
         process = psutil.Process(pid)
     except psutil.Error:
-        return None
-    return pid if is_daemon_for(process, pid_file) else None
+        return False
+    return is_daemon_for(process, pid_file)
+
+
+def daemon_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is the daemon for this pid file, else None."""
+    pid = read_pid(pid_file)
+    return pid if is_daemon_pid(pid, pid_file) else None
 
 
 def find_daemons(pid_file: Path) -> list[psutil.Process]:

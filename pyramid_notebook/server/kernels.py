@@ -15,7 +15,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 
 def is_marked(kernel) -> bool:
     """True once jupyter_server has set the kernel's last activity (reading it before raises)."""
-    if "last_activity" in kernel.trait_names():
+    if kernel.has_trait("last_activity"):
         return kernel.trait_has_value("last_activity")
     return hasattr(kernel, "last_activity")
 

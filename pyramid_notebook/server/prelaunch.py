@@ -22,9 +22,7 @@ imports it before it detaches, and every import there delays the kernel.
 """
 import logging
 import os
-import re
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -120,16 +118,6 @@ def provisioner_registered() -> bool:
     return bool(entry_points(group=PROVISIONER_ENTRY_POINTS, name=PROVISIONER_NAME))
 
 
-def kernel_command(argv: list[str], connection_file: str, resource_dir: str) -> list[str]:
-    """A kernel spec's command line with its fields filled in, as jupyter_client's ``format_kernel_cmd`` does."""
-    command = list(argv)
-    if command and command[0] in {"python", "python%i" % sys.version_info[0], "python%i.%i" % sys.version_info[:2]}:
-        command[0] = sys.executable
-    fields = {"connection_file": os.path.realpath(connection_file), "prefix": sys.prefix, "resource_dir": resource_dir}
-    pattern = re.compile(r"\{([A-Za-z0-9_]+)\}")
-    return [pattern.sub(lambda match: fields.get(match.group(1), match.group()), arg) for arg in command]
-
-
 def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel | None:
     """Launch the kernel for a notebook now, to be adopted when the server starts it.
 
@@ -147,12 +135,17 @@ def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel
         logger.info("jupyter_client does not know %s (pyramid_notebook is not installed)", PROVISIONER_NAME)
         return None
     from jupyter_client.connect import write_connection_file
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.launcher import launch_kernel
+    from jupyter_client.manager import KernelManager
     from jupyter_client.provisioning import KernelProvisionerFactory
 
+    connection_file = os.path.join(runtime_dir, "kernel-{}.json".format(uuid.uuid4()))
+    # jupyter_client's own manager finds the kernel spec and fills in its command
+    # line, as the server's will; it starts nothing and writes nothing.
+    manager = KernelManager(kernel_name=LANDING_KERNEL_NAME, connection_file=connection_file)
     try:
-        spec = KernelSpecManager().get_kernel_spec(LANDING_KERNEL_NAME)
+        spec = manager.kernel_spec
     except NoSuchKernel:
         logger.info("No %s kernel spec: the landing kernel starts with the server", LANDING_KERNEL_NAME)
         return None
@@ -163,7 +156,6 @@ def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel
     if spec.env:
         logger.info("The %s kernel spec sets variables: the landing kernel starts with the server", LANDING_KERNEL_NAME)
         return None
-    connection_file = os.path.join(runtime_dir, "kernel-{}.json".format(uuid.uuid4()))
     write_connection_file(
         connection_file,
         transport=TRANSPORT,
@@ -172,7 +164,7 @@ def launch_ahead(session_name: str, cwd: str, runtime_dir: str) -> WaitingKernel
         kernel_name=LANDING_KERNEL_NAME,
         jupyter_session=session_name,
     )
-    argv = kernel_command(spec.argv, connection_file, spec.resource_dir)
+    argv = manager.format_kernel_cmd()
     # What the server would pass (compared at adoption), and what its provisioner would launch with.
     env = dict(os.environ, JPY_SESSION_NAME=session_name)
     launch_env = dict(env)

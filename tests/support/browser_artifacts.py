@@ -1,9 +1,10 @@
-"""A pytest plugin for the browser tests: when one fails, save what its browsers show.
+"""A pytest plugin for the browser tests: their browsers, and when one fails, what its browsers show.
 
 Loaded for every test module by ``pytest_plugins`` in ``tests/conftest.py``.
-A browser test keeps its open browsers on its test item under
-:data:`BROWSERS_KEY`, and the notebook folder whose logs are worth keeping
-under :data:`NOTEBOOK_FOLDER_KEY`.
+The ``browser`` and ``open_browser`` fixtures keep the browsers they open on
+the test item under :data:`BROWSERS_KEY`; a module's autouse fixture
+records the notebook folder whose logs are worth keeping under
+:data:`NOTEBOOK_FOLDER_KEY` through :func:`notebooks_stopped_after`.
 """
 import logging
 import shutil
@@ -11,15 +12,54 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.chromium import new_browser
+from tests.support.notebooks import stop_all
+from tests.support.servers import REPOSITORY
+
 logger = logging.getLogger(__name__)
 
 #: Where failing browser tests leave a screenshot and the page HTML.
-ARTIFACTS_FOLDER = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS_FOLDER = REPOSITORY / "test-artifacts"
 
 #: Set by browser tests on their test item: the browsers they opened, and the
 #: notebook folder whose logs are worth keeping when the test fails.
 BROWSERS_KEY = pytest.StashKey[list]()
 NOTEBOOK_FOLDER_KEY = pytest.StashKey[Path]()
+
+
+@pytest.fixture
+def open_browser(request):
+    """Open headless Chromium windows, kept on the test item for the failure artifacts; all closed after the test."""
+    opened = request.node.stash.setdefault(BROWSERS_KEY, [])
+
+    def open_one():
+        browser = new_browser()
+        opened.append(browser)
+        return browser
+
+    yield open_one
+    for browser in opened:
+        try:
+            browser.quit()
+        except Exception:  # a browser that crashed is already gone
+            logger.exception("Could not close a browser")
+
+
+@pytest.fixture
+def browser(open_browser):
+    """One headless Chromium window, as ``open_browser`` opens them."""
+    return open_browser()
+
+
+def notebooks_stopped_after(request, notebook_folder: Path):
+    """The body of a module's autouse fixture: stop every notebook after each test, and fail it if one would not stop.
+
+    Also names the folder whose notebook logs a failing test keeps.
+    """
+    request.node.stash[NOTEBOOK_FOLDER_KEY] = notebook_folder
+    yield
+    left = stop_all(notebook_folder)
+    assert not left, "Notebooks still running after the test: {}".format(left)
 
 
 def artifact_folder(item) -> Path:

@@ -14,6 +14,7 @@ from webtest.http import StopableWSGIServer
 from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.waiting import wait_for
 from tests.support.notebooks import stop_all
+from tests.support.servers import development_waitress_options
 
 #: The demo's accounts (see pyramid_notebook.demo.models) and who may open shells.
 PASSWORD = "password"
@@ -95,9 +96,7 @@ def serving(ini: Path):
     server and every notebook afterwards, and fails if one would not stop.
     """
     app = get_app(str(ini))
-    # As development.ini: a notebook page fetches many files at once, so more
-    # threads than the default 4, and downloads stay in memory buffers.
-    server = StopableWSGIServer.create(app, threads=8, outbuf_high_watermark=1048576, outbuf_overflow=4194304)
+    server = StopableWSGIServer.create(app, **development_waitress_options())
     try:
         assert server.wait(), "the site's server did not start"
         yield ServedSite(url=server.application_url.rstrip("/"), app=app, ini=ini)

@@ -5,10 +5,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import free_port, replace_once, serving_demo_process
+from tests.support.servers import DEVELOPMENT_INI, free_port, replace_once, serving_demo_process
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-DEVELOPMENT_INI = REPOSITORY / "development.ini"
 PSERVE = Path(sys.executable).with_name("pserve")
 
 

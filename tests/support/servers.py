@@ -1,4 +1,5 @@
 """Server processes the tests start: a free port, waiting until one serves, stopping it, its memory."""
+import configparser
 import logging
 import signal
 import socket
@@ -18,6 +19,17 @@ logger = logging.getLogger(__name__)
 START_SECONDS = 60
 STOP_SECONDS = 15
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEVELOPMENT_INI = REPOSITORY / "development.ini"
+
+
+def development_waitress_options() -> dict[str, int]:
+    """The shipped development.ini's waitress options (threads, output buffers), for servers started in Python."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(DEVELOPMENT_INI)
+    server = parser["server:main"]
+    return {name: int(server[name]) for name in ("threads", "outbuf_high_watermark", "outbuf_overflow")}
+
 
 def free_port() -> int:
     """A localhost port nothing listens on right now (the OS's choice)."""
@@ -32,6 +44,15 @@ def peak_rss(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("No VmHWM for process {}".format(pid))
+
+
+def reset_peak_rss(pid: int) -> int:
+    """Reset the process's peak RSS to its current RSS (``clear_refs`` 5); return that, in bytes.
+
+    So that a growth measured afterwards is not hidden under an earlier peak.
+    """
+    Path("/proc/{}/clear_refs".format(pid)).write_text("5")
+    return peak_rss(pid)
 
 
 def replace_once(text: str, old: str, new: str, where: str) -> str:

@@ -19,6 +19,7 @@ from pyramid_notebook.admin import notebook_admin
 from pyramid_notebook.protocol.context import NotebookContext
 from pyramid_notebook.views import launch_notebook, notebook_proxy, shutdown_notebook, stop_on_logout
 from tests.support.notebooks import stop_all
+from tests.support.servers import development_waitress_options
 
 
 def username(request) -> str:
@@ -116,10 +117,6 @@ if __name__ == "__main__":
     waitress.serve(
         main({}, **settings),
         listen="127.0.0.1:{}".format(port),
-        threads=8,
         ident="test-site",
-        # As development.ini: waitress would keep up to 16 MB of each download
-        # per thread, and move each one into a temporary file past 1 MB.
-        outbuf_high_watermark=1048576,
-        outbuf_overflow=4194304,
+        **development_waitress_options(),
     )

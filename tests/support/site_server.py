@@ -14,10 +14,8 @@ import requests
 
 from pyramid_notebook.waiting import wait_for
 from tests.support.notebooks import stop_all
-from tests.support.servers import free_port, stop_process, wait_until_serving
+from tests.support.servers import REPOSITORY, free_port, stop_process, wait_until_serving
 from tests.support.site import as_user
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 #: Seconds a notebook launched through the site may take to serve.
 START_SECONDS = 60

@@ -14,10 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.notebooks import stop_all
-from tests.support.servers import free_port, replace_once, stop_process, wait_until_serving
+from tests.support.servers import REPOSITORY, free_port, replace_once, stop_process, wait_until_serving
 from tests.support.uwsgi_site import UWSGI, UWSGI_INI, UwsgiSite
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 #: The shipped app section's first lines, replaced by the test site.
 SHIPPED_APP = "[app:site]\nuse = config:development.ini\n"

@@ -18,9 +18,15 @@ import psutil
 from pyramid_notebook.manager import NotebookManager
 from pyramid_notebook.protocol.context import NotebookContext
 from tests.support.demo import write_demo_ini
-from tests.support.servers import free_port, replace_once, serving_demo_process, stop_process, wait_until_serving
+from tests.support.servers import (
+    REPOSITORY,
+    free_port,
+    replace_once,
+    serving_demo_process,
+    stop_process,
+    wait_until_serving,
+)
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 UWSGI_INI = REPOSITORY / "uwsgi.ini"
 NGINX_CONF = REPOSITORY / "nginx.conf"
 UWSGI = Path(sys.executable).with_name("uwsgi")
